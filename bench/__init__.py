@@ -1,0 +1,1 @@
+"""sepbench's harness: formulas, counting, claims, timing, suites, runner, report, training."""

@@ -1,0 +1,1 @@
+"""nn.Modules: the documents' networks and the drop-in fused blocks."""
