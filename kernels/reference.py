@@ -3,8 +3,27 @@ baselines the harness times. Nothing here imports Triton."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+
+
+@dataclass
+class Provider:
+    """One way of computing a workload, as the harness times it.
+
+    ``fn`` takes the input already in ``memory_format`` (converted outside the timed region) and
+    returns the output. ``backend`` names the library that really ran ("cudnn",
+    "native-depthwise", "oneDNN", "inductor", "triton", "triton-interpreter", "aten", ...).
+    """
+
+    name: str
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    backend: str
+    memory_format: torch.memory_format = torch.contiguous_format
+    note: str = ""
 
 ACTIVATIONS = ("relu", "relu6", None)
 
