@@ -1,0 +1,293 @@
+"""Fused depthwise KxK -> folded BN -> act -> pointwise 1x1 -> folded BN -> act, one kernel.
+
+Unfused, the depthwise output (N, C, Ho, Wo) is written to memory and read back by the
+pointwise convolution, and every BN / activation is a further read and write. Here the
+intermediate stays in registers: the kernel reads x once (plus halo re-reads that hit cache)
+and writes the output once.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from kernels import _runtime  # noqa: F401  (sets TRITON_INTERPRET before @triton.jit runs)
+
+import triton  # noqa: I001  (must come after _runtime)
+import triton.language as tl
+
+ACTIVATIONS = ("relu", "relu6", None)
+KERNEL_SIZES = (3, 5, 7)
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_ACT_CODE = {None: 0, "relu": 1, "relu6": 2}
+
+
+@triton.jit
+def _activate(v, ACT: tl.constexpr):
+    if ACT == 1:
+        v = tl.maximum(v, 0.0)
+    elif ACT == 2:
+        v = tl.minimum(tl.maximum(v, 0.0), 6.0)
+    return v
+
+
+@triton.jit
+def _dwsep_kernel(
+    x_ptr, dw_w_ptr, pw_w_ptr, dw_scale_ptr, dw_shift_ptr, pw_scale_ptr, pw_shift_ptr, out_ptr,
+    N, C, H, W, COUT, HO, WO,
+    stride_xn, stride_xc, stride_xh, stride_xw,
+    stride_dwc, stride_dwh, stride_dww,
+    stride_pwo, stride_pwc,
+    stride_on, stride_oc, stride_oh, stride_ow,
+    K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr,
+    HAS_DW_SCALE: tl.constexpr, HAS_DW_SHIFT: tl.constexpr, DW_ACT: tl.constexpr,
+    HAS_PW_SCALE: tl.constexpr, HAS_PW_SHIFT: tl.constexpr, PW_ACT: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_CO: tl.constexpr,
+):  # fmt: skip
+    """One program: BLOCK_P output pixels (flattened over N, Ho, Wo) x BLOCK_CO output channels.
+
+    For each block of BLOCK_C input channels it computes the KxK depthwise taps of those pixels
+    (a (BLOCK_P, BLOCK_C) tile: contiguous channel vectors when x is channels_last), applies the
+    folded BN affine and the activation in fp32, and tl.dot's the tile into the pointwise fp32
+    accumulator. Pixel indices are int64, so every pointer offset is too (tensors past 2^31).
+    """
+    pid_p = tl.program_id(0)
+    pid_co = tl.program_id(1)
+
+    offs_p = pid_p.to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
+    offs_co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
+    mask_p = offs_p < N * HO * WO
+    mask_co = offs_co < COUT
+
+    n = offs_p // (HO * WO)
+    rem = offs_p % (HO * WO)
+    oh = rem // WO
+    ow = rem % WO
+    ih0 = oh * STRIDE - PAD
+    iw0 = ow * STRIDE - PAD
+    x_pix = x_ptr + n * stride_xn  # (BLOCK_P,) pointers to each pixel's image
+
+    acc = tl.zeros((BLOCK_P, BLOCK_CO), dtype=tl.float32)
+    for c0 in range(0, C, BLOCK_C):
+        offs_c = c0 + tl.arange(0, BLOCK_C)
+        mask_c = offs_c < C
+        x_c = x_pix[:, None] + offs_c[None, :].to(tl.int64) * stride_xc
+        dw = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+        for kh in tl.static_range(K):
+            ih = ih0 + kh
+            row_ok = mask_p & (ih >= 0) & (ih < H)
+            for kw in tl.static_range(K):
+                iw = iw0 + kw
+                ok = row_ok & (iw >= 0) & (iw < W)
+                xv = tl.load(
+                    x_c + (ih * stride_xh + iw * stride_xw)[:, None],
+                    mask=ok[:, None] & mask_c[None, :],
+                    other=0.0,
+                )
+                wv = tl.load(dw_w_ptr + offs_c * stride_dwc + kh * stride_dwh + kw * stride_dww,
+                             mask=mask_c, other=0.0)  # fmt: skip
+                dw += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
+        if HAS_DW_SCALE:
+            dw *= tl.load(dw_scale_ptr + offs_c, mask=mask_c, other=0.0).to(tl.float32)[None, :]
+        if HAS_DW_SHIFT:
+            dw += tl.load(dw_shift_ptr + offs_c, mask=mask_c, other=0.0).to(tl.float32)[None, :]
+        dw = _activate(dw, DW_ACT)
+        # Channels past C carry zero pw weights, so whatever the shift made of them adds nothing.
+        pw = tl.load(
+            pw_w_ptr + offs_co[None, :] * stride_pwo + offs_c[:, None] * stride_pwc,
+            mask=mask_c[:, None] & mask_co[None, :],
+            other=0.0,
+        )
+        # The intermediate is rounded to the input dtype (as an unfused bf16/fp16 pipeline
+        # stores it) so fp16/bf16 run on tensor cores; fp32 follows torch's cuDNN TF32 flag.
+        acc = tl.dot(dw.to(pw.dtype), pw, acc, input_precision=DOT_PRECISION)
+
+    if HAS_PW_SCALE:
+        acc *= tl.load(pw_scale_ptr + offs_co, mask=mask_co, other=0.0).to(tl.float32)[None, :]
+    if HAS_PW_SHIFT:
+        acc += tl.load(pw_shift_ptr + offs_co, mask=mask_co, other=0.0).to(tl.float32)[None, :]
+    acc = _activate(acc, PW_ACT)
+
+    out_pix = n * stride_on + oh * stride_oh + ow * stride_ow
+    out_ptrs = out_ptr + out_pix[:, None] + offs_co[None, :].to(tl.int64) * stride_oc
+    tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_p[:, None] & mask_co[None, :])
+
+
+def dwsep_configs() -> list[triton.Config]:
+    """Autotune candidates. Under the interpreter one small config: each config is a full
+    (slow) interpreted run, and speed there means nothing."""
+    if _runtime.INTERPRET:
+        return [triton.Config({"BLOCK_P": 32, "BLOCK_C": 16, "BLOCK_CO": 16}, num_warps=1)]
+    configs = []
+    # BLOCK_CO large enough to cover Cout in one tile avoids recomputing the depthwise taps
+    # once per output-channel tile; BLOCK_P x BLOCK_CO fp32 accumulators bound the registers.
+    for block_p, block_co, warps in [
+        (32, 64, 4), (64, 64, 4), (128, 64, 4), (64, 128, 4), (128, 128, 8),
+        (32, 128, 4), (32, 256, 8), (64, 256, 8), (16, 256, 4), (16, 64, 2),
+    ]:  # fmt: skip
+        for block_c in (16, 32, 64):
+            for stages in (2, 3):
+                configs.append(
+                    triton.Config(
+                        {"BLOCK_P": block_p, "BLOCK_C": block_c, "BLOCK_CO": block_co},
+                        num_warps=warps,
+                        num_stages=stages,
+                    )
+                )
+    return configs
+
+
+def _prune_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+    """Drop tiles much wider than the problem: BLOCK_CO over next_pow2(Cout) (min 16), BLOCK_C
+    over next_pow2(C) (min 16), BLOCK_P over next_pow2(pixels) (min 16). Keeps at least one."""
+    cout, c = named_args["COUT"], named_args["C"]
+    pixels = named_args["N"] * named_args["HO"] * named_args["WO"]
+
+    def fits(cfg: triton.Config) -> bool:
+        kw = cfg.kwargs
+        return (
+            kw["BLOCK_CO"] <= max(16, triton.next_power_of_2(cout))
+            and kw["BLOCK_C"] <= max(16, triton.next_power_of_2(c))
+            and kw["BLOCK_P"] <= max(16, triton.next_power_of_2(pixels))
+        )
+
+    kept = [cfg for cfg in configs if fits(cfg)]
+    return kept or [min(configs, key=lambda cfg: tuple(cfg.kwargs.values()))]
+
+
+@functools.cache
+def _tuned_kernel():
+    """The autotuned kernel, built on first use (no device query at import)."""
+    return triton.autotune(
+        configs=dwsep_configs(),
+        key=["C", "COUT", "H", "W", "N", "K", "STRIDE", "stride_xc"],
+        prune_configs_by={"early_config_prune": _prune_configs},
+    )(_dwsep_kernel)
+
+
+def _check_vector(name: str, t: torch.Tensor | None, length: int, x: torch.Tensor) -> None:
+    if t is None:
+        return
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape ({length},) or None, got {type(t)}")
+    if t.shape != (length,):
+        raise ValueError(f"{name} must have shape ({length},), got {tuple(t.shape)}")
+    if t.device != x.device:
+        raise ValueError(f"{name} is on {t.device} but x is on {x.device}; put all on one device")
+    if t.dtype not in (x.dtype, torch.float32):
+        raise TypeError(f"{name} has dtype {t.dtype}; accepted: x's dtype ({x.dtype}) or float32")
+
+
+def _validate(x, dw_weight, pw_weight, stride, padding, activation, pw_activation) -> int:
+    for name, t in (("x", x), ("dw_weight", dw_weight), ("pw_weight", pw_weight)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be 4-D, got shape {tuple(t.shape)}")
+        if t.dtype not in DTYPES:
+            raise TypeError(f"{name} has dtype {t.dtype}; accepted: {DTYPES}")
+    if dw_weight.dtype != x.dtype or pw_weight.dtype != x.dtype:
+        raise TypeError(
+            f"x, dw_weight and pw_weight must share one dtype, got {x.dtype}, {dw_weight.dtype}, "
+            f"{pw_weight.dtype}"
+        )
+    if dw_weight.device != x.device or pw_weight.device != x.device:
+        raise ValueError(
+            f"x, dw_weight and pw_weight must be on one device, got {x.device}, "
+            f"{dw_weight.device}, {pw_weight.device}"
+        )
+    _runtime.check_device("x", x)
+    c = x.shape[1]
+    kh, kw = dw_weight.shape[-2:]
+    if dw_weight.shape[:2] != (c, 1) or kh != kw:
+        raise ValueError(
+            f"dw_weight must have shape (C, 1, K, K) = ({c}, 1, K, K) for x with C={c}, "
+            f"got {tuple(dw_weight.shape)}"
+        )
+    if kh not in KERNEL_SIZES:
+        raise ValueError(f"depthwise kernel size must be one of {KERNEL_SIZES}, got {kh}")
+    if pw_weight.shape[1:] != (c, 1, 1):
+        raise ValueError(
+            f"pw_weight must have shape (Cout, {c}, 1, 1) for x with C={c}, "
+            f"got {tuple(pw_weight.shape)}"
+        )
+    if stride not in (1, 2) or isinstance(stride, bool):
+        raise ValueError(f"stride must be 1 or 2, got {stride!r}")
+    pad = kh // 2 if padding is None else padding
+    if not isinstance(pad, int) or isinstance(pad, bool) or pad < 0:
+        raise ValueError(f"padding must be a non-negative int or None (K//2), got {padding!r}")
+    for name, act in (("activation", activation), ("pw_activation", pw_activation)):
+        if act not in ACTIVATIONS:
+            raise ValueError(f"{name} must be one of {ACTIVATIONS}, got {act!r}")
+    if x.shape[0] < 1 or c < 1 or pw_weight.shape[0] < 1:
+        raise ValueError(f"empty tensors are not accepted: x {tuple(x.shape)}, "
+                         f"pw_weight {tuple(pw_weight.shape)}")  # fmt: skip
+    return pad
+
+
+def dwsep_block(
+    x: torch.Tensor,
+    dw_weight: torch.Tensor,
+    pw_weight: torch.Tensor,
+    *,
+    stride: int = 1,
+    padding: int | None = None,
+    dw_scale: torch.Tensor | None = None,
+    dw_shift: torch.Tensor | None = None,
+    activation: str | None = "relu",
+    pw_scale: torch.Tensor | None = None,
+    pw_shift: torch.Tensor | None = None,
+    pw_activation: str | None = None,
+) -> torch.Tensor:
+    """pw_act(conv1x1(act(dwconv(x) * dw_scale + dw_shift)) * pw_scale + pw_shift), one kernel.
+
+    x: (N, C, H, W), contiguous or channels_last, float32/float16/bfloat16. dw_weight
+    (C, 1, K, K) with K in {3, 5, 7}; pw_weight (Cout, C, 1, 1); scales/shifts (C,) or (Cout,)
+    in x's dtype or float32. Accumulates in float32; returns x's dtype and memory format.
+    """
+    pad = _validate(x, dw_weight, pw_weight, stride, padding, activation, pw_activation)
+    n, c, h, w = x.shape
+    cout = pw_weight.shape[0]
+    _check_vector("dw_scale", dw_scale, c, x)
+    _check_vector("dw_shift", dw_shift, c, x)
+    _check_vector("pw_scale", pw_scale, cout, x)
+    _check_vector("pw_shift", pw_shift, cout, x)
+    k = dw_weight.shape[-1]
+    ho = (h + 2 * pad - k) // stride + 1
+    wo = (w + 2 * pad - k) // stride + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"input {h}x{w} is smaller than the {k}x{k} kernel with padding {pad}")
+
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    if not channels_last and not x.is_contiguous():
+        x = x.contiguous()  # arbitrary strides work, but a dense layout keeps loads coalesced
+    fmt = torch.channels_last if channels_last and c > 1 else torch.contiguous_format
+    out = torch.empty((n, cout, ho, wo), device=x.device, dtype=x.dtype, memory_format=fmt)
+    pw2d = pw_weight.reshape(cout, c)  # a view for contiguous weights
+    dot_precision = "ieee"
+    if x.dtype == torch.float32 and torch.backends.cudnn.allow_tf32 and not _runtime.INTERPRET:
+        dot_precision = "tf32"  # the same rounding cuDNN applies to the fp32 baselines
+
+    def grid(meta):
+        return (triton.cdiv(n * ho * wo, meta["BLOCK_P"]), triton.cdiv(cout, meta["BLOCK_CO"]))
+
+    def ptr(t: torch.Tensor | None) -> torch.Tensor:
+        return x if t is None else t.contiguous()  # unused pointer when the flag is off
+
+    _tuned_kernel()[grid](
+        x, dw_weight, pw2d, ptr(dw_scale), ptr(dw_shift), ptr(pw_scale), ptr(pw_shift), out,
+        n, c, h, w, cout, ho, wo,
+        *x.stride(),
+        dw_weight.stride(0), dw_weight.stride(2), dw_weight.stride(3),
+        *pw2d.stride(),
+        *out.stride(),
+        K=k, STRIDE=stride, PAD=pad,
+        HAS_DW_SCALE=dw_scale is not None, HAS_DW_SHIFT=dw_shift is not None,
+        DW_ACT=_ACT_CODE[activation],
+        HAS_PW_SCALE=pw_scale is not None, HAS_PW_SHIFT=pw_shift is not None,
+        PW_ACT=_ACT_CODE[pw_activation],
+        DOT_PRECISION=dot_precision,
+    )  # fmt: skip
+    return out
