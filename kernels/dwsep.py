@@ -35,7 +35,7 @@ def _activate(v, ACT: tl.constexpr):
 @triton.jit
 def _dwsep_kernel(
     x_ptr, dw_w_ptr, pw_w_ptr, dw_scale_ptr, dw_shift_ptr, pw_scale_ptr, pw_shift_ptr, out_ptr,
-    N, C, H, W, COUT, HO, WO,
+    P, C, H, W, COUT, HO, WO,
     stride_xn, stride_xc, stride_xh, stride_xw,
     stride_dwc, stride_dwh, stride_dww,
     stride_pwo, stride_pwc,
@@ -58,7 +58,7 @@ def _dwsep_kernel(
 
     offs_p = pid_p.to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
     offs_co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    mask_p = offs_p < N * HO * WO
+    mask_p = offs_p < P  # P = N * HO * WO, passed from Python (int64 when past 2^31)
     mask_co = offs_co < COUT
 
     n = offs_p // (HO * WO)
@@ -143,7 +143,7 @@ def _prune_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> 
     """Drop tiles much wider than the problem: BLOCK_CO over next_pow2(Cout) (min 16), BLOCK_C
     over next_pow2(C) (min 16), BLOCK_P over next_pow2(pixels) (min 16). Keeps at least one."""
     cout, c = named_args["COUT"], named_args["C"]
-    pixels = named_args["N"] * named_args["HO"] * named_args["WO"]
+    pixels = named_args["P"]
 
     def fits(cfg: triton.Config) -> bool:
         kw = cfg.kwargs
@@ -162,7 +162,7 @@ def _tuned_kernel():
     """The autotuned kernel, built on first use (no device query at import)."""
     return triton.autotune(
         configs=dwsep_configs(),
-        key=["C", "COUT", "H", "W", "N", "K", "STRIDE", "stride_xc"],
+        key=["P", "C", "COUT", "H", "W", "K", "STRIDE", "stride_xc"],
         prune_configs_by={"early_config_prune": _prune_configs},
     )(_dwsep_kernel)
 
@@ -260,10 +260,11 @@ def dwsep_block(
     if ho < 1 or wo < 1:
         raise ValueError(f"input {h}x{w} is smaller than the {k}x{k} kernel with padding {pad}")
 
-    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    # torch's rule: a tensor that is both (C == 1 or H == W == 1) counts as contiguous.
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     if not channels_last and not x.is_contiguous():
-        x = x.contiguous()  # arbitrary strides work, but a dense layout keeps loads coalesced
-    fmt = torch.channels_last if channels_last and c > 1 else torch.contiguous_format
+        x = x.contiguous()  # any strides would work, but a dense layout keeps loads coalesced
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     out = torch.empty((n, cout, ho, wo), device=x.device, dtype=x.dtype, memory_format=fmt)
     pw2d = pw_weight.reshape(cout, c)  # a view for contiguous weights
     dot_precision = "ieee"
@@ -278,7 +279,7 @@ def dwsep_block(
 
     _tuned_kernel()[grid](
         x, dw_weight, pw2d, ptr(dw_scale), ptr(dw_shift), ptr(pw_scale), ptr(pw_shift), out,
-        n, c, h, w, cout, ho, wo,
+        n * ho * wo, c, h, w, cout, ho, wo,
         *x.stride(),
         dw_weight.stride(0), dw_weight.stride(2), dw_weight.stride(3),
         *pw2d.stride(),

@@ -1,0 +1,161 @@
+"""One timer interface for both devices, plus the peaks a run compares against.
+
+GPU: ``triton.testing.do_bench`` (CUDA events, L2 flushed by a 256 MB memset before every call,
+warm-up discarded) or ``do_bench_cudagraph`` for tiny workloads whose launch overhead would
+otherwise dominate. CPU: ``torch.utils.benchmark.Timer.blocked_autorange`` with the thread count
+fixed and recorded. Both report the median and the 20th / 80th percentiles of the repetitions.
+
+``naive_host_clock`` reproduces document 001's snippet (host clock around 100 calls, no warm-up,
+no synchronization) so a report can show how far that method lands from the honest one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.utils.benchmark as torch_benchmark
+
+QUANTILES = (0.2, 0.5, 0.8)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latency of one call in milliseconds: p20 / median / p80 over ``repeats`` measurements."""
+
+    p20_ms: float
+    p50_ms: float
+    p80_ms: float
+    repeats: int
+    method: str
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """What this machine reaches on plain copies and matmuls, measured in the same run."""
+
+    copy_gbps: float  # bytes read + bytes written per second, / 1e9
+    matmul_tflops: float  # 2 * M * N * K / s, / 1e12, in the dtype named
+    matmul_dtype: str
+
+
+def device_type(device: str | torch.device) -> str:
+    kind = torch.device(device).type
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
+    return kind
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait for queued work: a host clock read without this on CUDA times the launch only."""
+    if device_type(device) == "cuda":
+        torch.cuda.synchronize()
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Fix torch's intra-op thread count (default: leave it) and return the count in force."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def _percentiles(samples_ms: list[float]) -> tuple[float, float, float]:
+    p20, p50, p80 = np.quantile(np.asarray(samples_ms, dtype=np.float64), QUANTILES)
+    return float(p20), float(p50), float(p80)
+
+
+def time_callable(
+    fn: Callable[[], object],
+    device: str | torch.device,
+    *,
+    min_run_time: float = 0.2,
+    cuda_graph: bool = False,
+    warmup_calls: int = 1,
+) -> Timing:
+    """Time ``fn()`` (no arguments; inputs bound already) on ``device``.
+
+    ``warmup_calls`` runs happen first and are discarded: they absorb torch.compile / autotune /
+    cuDNN algorithm search. ``min_run_time`` (seconds) bounds the measuring time on CPU;
+    on GPU do_bench's own budget (100 ms of repetitions) applies.
+    """
+    kind = device_type(device)
+    if min_run_time <= 0:
+        raise ValueError(f"min_run_time must be positive, got {min_run_time}")
+    for _ in range(warmup_calls):
+        fn()
+    synchronize(kind)
+    if kind == "cuda":
+        import triton.testing
+
+        if cuda_graph:
+            p20, p50, p80 = triton.testing.do_bench_cudagraph(fn, rep=20, quantiles=QUANTILES)
+            return Timing(p20, p50, p80, repeats=0, method="cuda-graph replay (do_bench_cudagraph)")
+        p20, p50, p80 = triton.testing.do_bench(fn, warmup=25, rep=100, quantiles=QUANTILES)
+        return Timing(p20, p50, p80, repeats=0, method="cuda events, L2 flushed (do_bench)")
+    timer = torch_benchmark.Timer(
+        stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()
+    )
+    measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    samples_ms = [t * 1e3 for t in measurement.times]
+    p20, p50, p80 = _percentiles(samples_ms)
+    return Timing(
+        p20,
+        p50,
+        p80,
+        repeats=len(samples_ms),
+        method=f"blocked_autorange ({measurement.number_per_run} calls per block)",
+    )
+
+
+def naive_host_clock(fn: Callable[[], object], calls: int = 100) -> Timing:
+    """Document 001's method: ``time.time()`` around ``calls`` calls, no warm-up, no sync.
+
+    On CUDA this measures how fast the host queues kernels, not how long they run; on CPU it
+    includes the first (cold) call. Reported per call so it sits beside honest latencies.
+    """
+    if calls < 1:
+        raise ValueError(f"calls must be >= 1, got {calls}")
+    start = time.time()
+    for _ in range(calls):
+        fn()
+    per_call_ms = (time.time() - start) * 1e3 / calls
+    return Timing(per_call_ms, per_call_ms, per_call_ms, repeats=1, method="naive host clock")
+
+
+def measure_copy_gbps(device: str | torch.device, megabytes: int = 256) -> float:
+    """Bandwidth of a large tensor copy: (read + write) bytes over the median copy time."""
+    kind = device_type(device)
+    numel = megabytes * 2**20 // 4
+    src = torch.empty(numel, dtype=torch.float32, device=kind).fill_(1.0)
+    dst = torch.empty_like(src)
+    timing = time_callable(lambda: dst.copy_(src), kind, min_run_time=0.3)
+    return 2 * src.numel() * src.element_size() / (timing.p50_ms * 1e-3) / 1e9
+
+
+def measure_matmul_tflops(
+    device: str | torch.device, size: int | None = None, dtype: torch.dtype | None = None
+) -> tuple[float, str]:
+    """Rate of a square matmul (2 n^3 FLOPs): the compute roof. Returns (TFLOP/s, dtype name)."""
+    kind = device_type(device)
+    if dtype is None:
+        dtype = torch.float16 if kind == "cuda" else torch.float32
+    if size is None:
+        size = 8192 if kind == "cuda" else 1024
+    a = torch.randn(size, size, device=kind, dtype=dtype)
+    b = torch.randn(size, size, device=kind, dtype=dtype)
+    timing = time_callable(lambda: torch.mm(a, b), kind, min_run_time=0.3)
+    return 2 * size**3 / (timing.p50_ms * 1e-3) / 1e12, str(dtype).removeprefix("torch.")
+
+
+def measure_peaks(device: str | torch.device) -> Peaks:
+    """Copy bandwidth and matmul rate of this device, measured now (once per run)."""
+    copy = measure_copy_gbps(device)
+    tflops, dtype = measure_matmul_tflops(device)
+    return Peaks(copy_gbps=copy, matmul_tflops=tflops, matmul_dtype=dtype)
