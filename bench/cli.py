@@ -25,8 +25,13 @@ _HANDLERS = {
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=["mnist", "cifar10", "digits"], default=None,
-                   help="default: the model's document dataset, digits when MNIST is absent")
+    p.add_argument(
+        "--dataset",
+        choices=["mnist", "cifar10", "digits", "synthetic"],
+        default=None,
+        help="default: the model's document dataset, digits when it is absent; "
+        "synthetic = random images (throughput only)",
+    )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -37,8 +42,18 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    p.add_argument("--limit-train", type=int, default=None,
-                   help="use only the first N training images (quick checks)")
+    p.add_argument(
+        "--limit-train",
+        type=int,
+        default=None,
+        help="use only the first N training images (quick checks)",
+    )
+    p.add_argument(
+        "--no-download",
+        dest="download",
+        action="store_false",
+        help="never try to download a missing dataset; fail with where to put it",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,14 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("claims", help="every quantitative claim of the documents, with a verdict")
     p.add_argument("--csv", default=None, help="also write the table to this CSV file")
-    p.add_argument("--results", default=None,
-                   help="a report folder whose results.csv supplies measured latencies")
-    p.add_argument("--training", default=None,
-                   help="a compare-training folder whose comparison.csv supplies accuracies")
+    p.add_argument(
+        "--results",
+        default=None,
+        help="a report folder whose results.csv supplies measured latencies",
+    )
+    p.add_argument(
+        "--training",
+        default=None,
+        help="a compare-training folder whose comparison.csv supplies accuracies",
+    )
 
     p = sub.add_parser("report", help="measure every provider on the built-in workloads")
-    p.add_argument("--suite", action="append", default=None,
-                   help="documents, mobilenet, lenet, rbf, models (repeatable; default all)")
+    p.add_argument(
+        "--suite",
+        action="append",
+        default=None,
+        help="documents, mobilenet, lenet, rbf, models (repeatable; default all)",
+    )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="size", action="store_const", const="quick")
     size.add_argument("--full", dest="size", action="store_const", const="full")
@@ -71,8 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--out", default=None, help="default reports/<device-name>/")
     p.add_argument("--fresh", action="store_true", help="redo rows already measured")
-    p.add_argument("--from-pytest-benchmark", dest="from_pytest_benchmark", default=None,
-                   metavar="FILE.json", help="convert a --benchmark-json file instead of measuring")
+    p.add_argument(
+        "--from-pytest-benchmark",
+        dest="from_pytest_benchmark",
+        default=None,
+        metavar="FILE.json",
+        help="convert a --benchmark-json file instead of measuring",
+    )
 
     p = sub.add_parser("plot", help="redraw the plots and summary of a report folder from its CSV")
     p.add_argument("dir")

@@ -55,7 +55,11 @@ def _spatial(shape: torch.Size) -> int:
 
 def _conv(m: nn.Conv2d, out: torch.Size) -> LayerCount:
     cost = formulas.conv2d(
-        m.in_channels, m.out_channels, m.kernel_size, (out[-2], out[-1]), groups=m.groups,
+        m.in_channels,
+        m.out_channels,
+        m.kernel_size,
+        (out[-2], out[-1]),
+        groups=m.groups,
         bias=m.bias is not None,
     )
     fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
@@ -78,7 +82,9 @@ def _count_leaf(m: nn.Module, out: torch.Size) -> LayerCount:
     if isinstance(m, nn.Linear):
         cost = formulas.linear(m.in_features, m.out_features, bias=m.bias is not None)
         per_sample = out.numel() // m.out_features
-        return LayerCount(cost.macs * per_sample, out.numel() * (m.in_features + (m.bias is not None)))
+        return LayerCount(
+            cost.macs * per_sample, out.numel() * (m.in_features + (m.bias is not None))
+        )
     if isinstance(m, SparseConv2d):
         kk = m.kernel * m.kernel
         fan_ins = [len(ins) * kk for ins in m.table]
@@ -91,26 +97,30 @@ def _count_leaf(m: nn.Module, out: torch.Size) -> LayerCount:
     if isinstance(m, Subsampling):
         kk = m.kernel * m.kernel
         return LayerCount(
-            out.numel() * kk, out.numel() * (kk + 1),
+            out.numel() * kk,
+            out.numel() * (kk + 1),
             "window sum + coefficient + bias; fvcore and torch do not count pooling",
         )
     if isinstance(m, (nn.AvgPool2d, nn.MaxPool2d)):
         kk = _pool_window(m.kernel_size)
         return LayerCount(
-            out.numel() * kk, out.numel() * kk,
+            out.numel() * kk,
+            out.numel() * kk,
             "formula: one op per window input; fvcore and torch do not count pooling",
         )
     if isinstance(m, nn.AdaptiveAvgPool2d):
         return LayerCount(0, 0, "not in the formulas; fvcore counts 1 per input element")
     if isinstance(m, nn.BatchNorm2d):
         return LayerCount(
-            0, out.numel() * 2 if m.affine else 0,
+            0,
+            out.numel() * 2 if m.affine else 0,
             "not in the formulas (foldable into the conv); fvcore counts 1 per element in eval",
         )
     if isinstance(m, EuclideanRBF):
         classes, dim = m.centers.shape
         return LayerCount(
-            out[0] * classes * dim, classes * dim,
+            out[0] * classes * dim,
+            classes * dim,
             "one (x-c)^2 accumulate per element; counters skip elementwise ops",
         )
     if isinstance(m, _ELEMENTWISE) or sum(p.numel() for p in m.parameters()) == 0:
@@ -119,7 +129,8 @@ def _count_leaf(m: nn.Module, out: torch.Size) -> LayerCount:
 
 
 def _leaves(model: nn.Module) -> Iterable[tuple[str, nn.Module]]:
-    return ((n, m) for n, m in model.named_modules() if n and not any(m.children()))
+    """Modules without children; a model that is itself one layer is its own single leaf ("")."""
+    return ((n, m) for n, m in model.named_modules() if not any(m.children()))
 
 
 def _leaf_counts(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -170,20 +181,24 @@ def count_model(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1) 
         m, out = modules[name], shapes[name]
         c = _count_leaf(m, out)
         rows.append({
-            "layer": name,
+            "layer": name or type(m).__name__,
             "type": type(m).__name__,
             "out_shape": "x".join(map(str, out)),
             "params": sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad),
             "macs_formula": c.macs,
             "macs_fvcore": int(fv.get(name, 0)),
-            "flops_torch": int(torch_counts.get(f"{root}.{name}", 0)),
+            "flops_torch": int(torch_counts.get(f"{root}.{name}" if name else root, 0)),
             "connections": c.connections,
             "note": c.note,
         })  # fmt: skip
     df = pd.DataFrame(rows, columns=COLUMNS)
     total = {col: int(df[col].sum()) for col in ("params", "macs_formula", "connections")}
     total.update(
-        layer="total", type="", out_shape="", note="", macs_fvcore=int(analysis.total()),
+        layer="total",
+        type="",
+        out_shape="",
+        note="",
+        macs_fvcore=int(analysis.total()),
         flops_torch=int(torch_counts.get("Global", 0)),
     )
     return pd.concat([df, pd.DataFrame([total], columns=COLUMNS)], ignore_index=True)
@@ -217,8 +232,10 @@ def cli_count(args) -> int:
         raise UserError(f"--batch must be a positive integer, got {args.batch}")
     df = count_registered(args.model, batch=args.batch)
     print(f"{args.model}: per-layer counts for a batch of {args.batch}")
-    print("MACs = multiply-accumulates (fvcore's unit); flops_torch = 2 per MAC; "
-          "connections = the 1998 paper's unit")
+    print(
+        "MACs = multiply-accumulates (fvcore's unit); flops_torch = 2 per MAC; "
+        "connections = the 1998 paper's unit"
+    )
     print(format_table(df))
     if args.csv:
         write_csv(df, args.csv)

@@ -43,7 +43,7 @@ def _dwsep_kernel(
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr,
     HAS_DW_SCALE: tl.constexpr, HAS_DW_SHIFT: tl.constexpr, DW_ACT: tl.constexpr,
     HAS_PW_SCALE: tl.constexpr, HAS_PW_SHIFT: tl.constexpr, PW_ACT: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, DOT_IN_FP32: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_CO: tl.constexpr,
 ):  # fmt: skip
     """One program: BLOCK_P output pixels (flattened over N, Ho, Wo) x BLOCK_CO output channels.
@@ -102,7 +102,11 @@ def _dwsep_kernel(
         )
         # The intermediate is rounded to the input dtype (as an unfused bf16/fp16 pipeline
         # stores it) so fp16/bf16 run on tensor cores; fp32 follows torch's cuDNN TF32 flag.
-        acc = tl.dot(dw.to(pw.dtype), pw, acc, input_precision=DOT_PRECISION)
+        dw = dw.to(pw.dtype)
+        if DOT_IN_FP32:  # the interpreter's bf16 tl.dot returns garbage (triton 3.8); same
+            dw = dw.to(tl.float32)  # numerics in fp32: bf16 products are exact there
+            pw = pw.to(tl.float32)
+        acc = tl.dot(dw, pw, acc, input_precision=DOT_PRECISION)
 
     if HAS_PW_SCALE:
         acc *= tl.load(pw_scale_ptr + offs_co, mask=mask_co, other=0.0).to(tl.float32)[None, :]
@@ -290,5 +294,6 @@ def dwsep_block(
         HAS_PW_SCALE=pw_scale is not None, HAS_PW_SHIFT=pw_shift is not None,
         PW_ACT=_ACT_CODE[pw_activation],
         DOT_PRECISION=dot_precision,
+        DOT_IN_FP32=_runtime.INTERPRET and x.dtype == torch.bfloat16,
     )  # fmt: skip
     return out

@@ -3,6 +3,7 @@ baselines the harness times. Nothing here imports Triton."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -106,3 +107,83 @@ def rbf_loss_reference(
 ) -> torch.Tensor:
     """The paper's RBF loss on features x and class prototypes ``centers``."""
     return rbf_loss_from_distances(rbf_distance_reference(x, centers), target, j, reduction)
+
+
+# ------------------------------------------------------------------ RBF baselines (issue 4)
+
+
+def rbf_distance_providers(centers: torch.Tensor) -> list[Provider]:
+    """The PyTorch ways to get (B, K) squared distances to fixed ``centers``; fns take x (B, D).
+
+    The harness adds the fused "triton_fused" provider. ||c||^2 is recomputed per call in
+    "expansion_mm", as the fused kernel recomputes everything per call.
+    """
+
+    def broadcast(x: torch.Tensor) -> torch.Tensor:
+        return rbf_distance_reference(x, centers)  # document 002: (B, K, D) intermediate
+
+    def cdist_mm(x: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, centers, compute_mode="use_mm_for_euclid_dist") ** 2
+
+    def cdist_exact(x: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, centers, compute_mode="donot_use_mm_for_euclid_dist") ** 2
+
+    def expansion_mm(x: torch.Tensor) -> torch.Tensor:
+        norms = (x * x).sum(1, keepdim=True) + (centers * centers).sum(1)
+        return torch.addmm(norms, x, centers.t(), alpha=-2.0)
+
+    compiled: list[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = []
+
+    def compile_broadcast(x: torch.Tensor) -> torch.Tensor:
+        if not compiled:  # built on first call: torch.compile is slow to set up
+            compiled.append(torch.compile(rbf_distance_reference))
+        return compiled[0](x, centers)
+
+    return [
+        Provider("broadcast", broadcast, "aten", note="document 002's broadcast formula"),
+        Provider("cdist_mm", cdist_mm, "aten", note="torch.cdist use_mm_for_euclid_dist, squared"),
+        Provider("cdist_exact", cdist_exact, "aten", note="torch.cdist donot_use_mm, squared"),
+        Provider("expansion_mm", expansion_mm, "aten", note="||x||^2+||c||^2-2 x@c.T by addmm"),
+        Provider("compile_broadcast", compile_broadcast, "inductor", note="torch.compile"),
+    ]
+
+
+def rbf_loss_doc002(distances: torch.Tensor, target: torch.Tensor, j: float = 0.3) -> torch.Tensor:
+    """Document 002's Criterion as written: mean of d_target + log(e^-j + sum e^-d), unstabilised
+    (e^-d underflows to 0 for d > ~104 in float32, then the log sees only e^-j)."""
+    true_terms = distances[torch.arange(distances.shape[0], device=distances.device), target]
+    log_term = torch.log(math.exp(-j) + torch.exp(-distances).sum(dim=1))
+    return (true_terms + log_term).mean()
+
+
+def rbf_loss_providers(
+    centers: torch.Tensor, target: torch.Tensor, j: float = 0.3
+) -> list[Provider]:
+    """Forward + backward of the mean RBF loss; fns take x (B, D) and return the detached loss
+    after gradients for x and centers have been computed (fresh leaves each call)."""
+
+    def run(loss_fn: Callable[..., torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        x_leaf = x.detach().requires_grad_(True)
+        c_leaf = centers.detach().requires_grad_(True)
+        loss = loss_fn(x_leaf, c_leaf)
+        loss.backward()
+        return loss.detach()
+
+    def doc002(x_leaf: torch.Tensor, c_leaf: torch.Tensor) -> torch.Tensor:
+        return rbf_loss_doc002(rbf_distance_reference(x_leaf, c_leaf), target, j)
+
+    def stable(x_leaf: torch.Tensor, c_leaf: torch.Tensor) -> torch.Tensor:
+        return rbf_loss_reference(x_leaf, c_leaf, target, j)
+
+    compiled: list[Callable[..., torch.Tensor]] = []
+
+    def compiled_stable(x_leaf: torch.Tensor, c_leaf: torch.Tensor) -> torch.Tensor:
+        if not compiled:  # built on first call
+            compiled.append(torch.compile(stable))
+        return compiled[0](x_leaf, c_leaf)
+
+    return [
+        Provider("doc002_eager", lambda x: run(doc002, x), "aten", note="document 002 Criterion"),
+        Provider("eager_stable", lambda x: run(stable, x), "aten", note="logsumexp"),
+        Provider("compile", lambda x: run(compiled_stable, x), "inductor", note="torch.compile"),
+    ]

@@ -147,7 +147,13 @@ def _conv_or_separable(
     # One convolution replaced by depthwise + pointwise (pw carries the bias); the paper's
     # squashing follows outside, so the block itself applies no activation.
     return DepthwiseSeparable(
-        in_ch, out_ch, kernel, activation=None, backend=backend, padding=0, batch_norm=False,
+        in_ch,
+        out_ch,
+        kernel,
+        activation=None,
+        backend=backend,
+        padding=0,
+        batch_norm=False,
         dw_activation=None,
     )
 
@@ -238,7 +244,13 @@ class LeNet5Depthwise(nn.Module):
 
         def block(cin: int, cout: int) -> DepthwiseSeparable:
             return DepthwiseSeparable(
-                cin, cout, 5, activation="relu", backend=backend, padding=0, batch_norm=False,
+                cin,
+                cout,
+                5,
+                activation="relu",
+                backend=backend,
+                padding=0,
+                batch_norm=False,
                 dw_activation=None,
             )
 
@@ -254,4 +266,3 @@ class LeNet5Depthwise(nn.Module):
         x = self.s4(self.c3(self.s2(self.c1(x))))
         x = self.c5(x).flatten(1)
         return self.f7(F.relu(self.f6(x)))
-

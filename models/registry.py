@@ -28,21 +28,59 @@ class ModelSpec:
 
 
 _SPECS = [
-    ModelSpec("lenet5_paper", "models.lenet5:LeNet5Paper", (1, 32, 32), "002/003 + LeCun 1998",
-              "paper-faithful LeNet-5: sparse C3, trainable subsampling, scaled tanh, RBF output"),
-    ModelSpec("lenet5_paper_dw", "models.lenet5:LeNet5Paper", (1, 32, 32), "002",
-              "paper LeNet-5 with its convolutions made depthwise-separable (document 002)",
-              pair="lenet5_paper", kwargs=(("separable", True),)),
-    ModelSpec("lenet5", "models.lenet5:LeNet5", (1, 32, 32), "003/004",
-              "modern LeNet-5: ReLU, average pooling, linear output"),
-    ModelSpec("lenet5_dw", "models.lenet5:LeNet5Depthwise", (1, 32, 32), "000",
-              "LeNet-5 with depthwise-separable convolutions (document 000)", pair="lenet5"),
-    ModelSpec("cifar_cnn", "models.cifar_cnn:CifarCNN", (3, 32, 32), "001",
-              "document 001's standard CIFAR-10 CNN"),
-    ModelSpec("cifar_cnn_dw", "models.cifar_cnn:CifarCNNDepthwise", (3, 32, 32), "001",
-              "document 001's depthwise-separable twin", pair="cifar_cnn"),
-    ModelSpec("mobilenet_v2", "models.mobilenet:mobilenet_v2", (3, 224, 224), "Sandler 2018",
-              "torchvision MobileNetV2, no weights: the real-world workload"),
+    ModelSpec(
+        "lenet5_paper",
+        "models.lenet5:LeNet5Paper",
+        (1, 32, 32),
+        "002/003 + LeCun 1998",
+        "paper-faithful LeNet-5: sparse C3, trainable subsampling, scaled tanh, RBF output",
+    ),
+    ModelSpec(
+        "lenet5_paper_dw",
+        "models.lenet5:LeNet5Paper",
+        (1, 32, 32),
+        "002",
+        "paper LeNet-5 with its convolutions made depthwise-separable (document 002)",
+        pair="lenet5_paper",
+        kwargs=(("separable", True),),
+    ),
+    ModelSpec(
+        "lenet5",
+        "models.lenet5:LeNet5",
+        (1, 32, 32),
+        "003/004",
+        "modern LeNet-5: ReLU, average pooling, linear output",
+    ),
+    ModelSpec(
+        "lenet5_dw",
+        "models.lenet5:LeNet5Depthwise",
+        (1, 32, 32),
+        "000",
+        "LeNet-5 with depthwise-separable convolutions (document 000)",
+        pair="lenet5",
+    ),
+    ModelSpec(
+        "cifar_cnn",
+        "models.cifar_cnn:CifarCNN",
+        (3, 32, 32),
+        "001",
+        "document 001's standard CIFAR-10 CNN",
+    ),
+    ModelSpec(
+        "cifar_cnn_dw",
+        "models.cifar_cnn:CifarCNNDepthwise",
+        (3, 32, 32),
+        "001",
+        "document 001's depthwise-separable twin",
+        pair="cifar_cnn",
+    ),
+    ModelSpec(
+        "mobilenet_v2",
+        "models.mobilenet:mobilenet_v2",
+        (3, 224, 224),
+        "Sandler 2018",
+        "torchvision MobileNetV2, no weights: the real-world workload",
+    ),
 ]
 REGISTRY: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
 
@@ -55,7 +93,9 @@ def get(name: str) -> ModelSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise UserError(f"unknown model {name!r}; registered models: {', '.join(REGISTRY)}") from None
+        raise UserError(
+            f"unknown model {name!r}; registered models: {', '.join(REGISTRY)}"
+        ) from None
 
 
 def build(name: str, **kwargs: Any) -> nn.Module:

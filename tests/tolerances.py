@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
-    torch.float32: (1e-4, 1e-4),
+    torch.float32: (1e-5, 1e-5),
     torch.float16: (4e-3, 4e-3),
     torch.bfloat16: (3e-2, 3e-2),
 }

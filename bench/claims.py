@@ -1,0 +1,778 @@
+"""Every quantitative claim of the five documents as data, each with a check that computes the
+measured value (formulas, fvcore, the models, and when given: a report's results.csv and a
+compare-training comparison.csv) and derives the verdict from the numbers.
+
+Verdicts: ``holds``, ``refuted``, or ``untested`` (the note names what would test it).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from bench import formulas
+from bench.errors import UserError
+
+COLUMNS = ["claim_id", "document", "statement", "claimed", "measured", "method", "verdict", "note"]
+
+DOCS = {
+    "000": "LeNet-5 with Depthwise Convolution for MNIST",
+    "001": "CNN vs Depthwise Separable Convolution",
+    "002": "LeNet-5: PyTorch Implementation (paper-faithful)",
+    "003": "LeNet-5 overview",
+    "004": "Minimal PyTorch implementation of LeNet5",
+}
+
+# The latency claim reads this workload of the report's "documents" suite.
+EXAMPLE_WORKLOAD = "dwsep_128_256_k3_s1_32x32"
+
+
+@dataclass
+class Outcome:
+    measured: str
+    method: str
+    verdict: str
+    note: str = ""
+
+
+@dataclass
+class Evidence:
+    """What the checks may read: measured rows and training results, when available."""
+
+    results: pd.DataFrame | None = None
+    training: pd.DataFrame | None = None
+    _counts: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def counts(self, model: str) -> pd.DataFrame:
+        if model not in self._counts:
+            from bench.counting import count_registered
+
+            self._counts[model] = count_registered(model)
+        return self._counts[model]
+
+    def layer(self, model: str, layer: str) -> pd.Series:
+        df = self.counts(model)
+        return df[df["layer"] == layer].iloc[0]
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim_id: str
+    document: str  # key of DOCS
+    statement: str
+    claimed: str
+    check: Callable[[Evidence], Outcome]
+
+
+def _verdict(ok: bool) -> str:
+    return "holds" if ok else "refuted"
+
+
+def _in_range(value: float, lo: float, hi: float) -> bool:
+    return lo <= value <= hi
+
+
+def _fvcore_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    from bench.counting import count_model
+
+    return int(count_model(module, input_shape).iloc[-1]["macs_fvcore"])
+
+
+def _trainable(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _separable_modules(d: int, r: int, f: int) -> tuple[nn.Module, nn.Module]:
+    standard = nn.Conv2d(d, r, f, padding=f // 2, bias=False)
+    separable = nn.Sequential(
+        nn.Conv2d(d, d, f, padding=f // 2, groups=d, bias=False), nn.Conv2d(d, r, 1, bias=False)
+    )
+    return standard, separable
+
+
+# Configurations (d, r, f, p) on which the formulas are checked against fvcore and module params:
+# the documents' shapes plus odd ones.
+_FORMULA_CASES = [(1, 6, 5, 28), (6, 16, 5, 10), (16, 120, 5, 1), (3, 32, 3, 32), (128, 256, 3, 32),
+                  (7, 13, 3, 9), (5, 11, 7, 6)]  # fmt: skip
+
+
+@functools.cache
+def _measured_case(d: int, r: int, f: int, p: int) -> dict[str, int]:
+    standard, separable = _separable_modules(d, r, f)
+    dw, pw = separable[0], separable[1]
+    shape = (d, p, p)
+    return {
+        "std_macs": _fvcore_macs(standard, shape),
+        "dw_macs": _fvcore_macs(dw, shape),
+        "pw_macs": _fvcore_macs(pw, shape),
+        "std_params": _trainable(standard),
+        "dw_params": _trainable(dw),
+        "pw_params": _trainable(pw),
+    }
+
+
+# --------------------------------------------------------------------------- document 000
+def _check_cost_formulas(_: Evidence) -> Outcome:
+    bad = []
+    for d, r, f, p in _FORMULA_CASES:
+        m = _measured_case(d, r, f, p)
+        expected = {  # document 000's expressions, written out literally
+            "std_macs": f * f * d * r * p * p, "dw_macs": f * f * d * p * p,
+            "pw_macs": d * r * p * p, "std_params": f * f * d * r, "dw_params": f * f * d,
+            "pw_params": d * r,
+        }  # fmt: skip
+        bad += [f"{key} at (d={d}, r={r}, f={f}, p={p})" for key in m if m[key] != expected[key]]
+    total = len(_FORMULA_CASES) * 6
+    return Outcome(
+        f"{total - len(bad)}/{total} counts equal",
+        "six formulas vs fvcore MACs and module parameter counts on "
+        f"{len(_FORMULA_CASES)} configurations (bias off, 'same' padding)",
+        _verdict(not bad),
+        "mismatches: " + "; ".join(bad) if bad else "every formula equals fvcore's count",
+    )
+
+
+def _check_ratio_exact(_: Evidence) -> Outcome:
+    worst = 0.0
+    for d, r, f, p in _FORMULA_CASES:
+        m = _measured_case(d, r, f, p)
+        measured = (m["dw_macs"] + m["pw_macs"]) / m["std_macs"]
+        worst = max(worst, abs(measured / formulas.separable_ratio(f, d, r) - 1))
+    return Outcome(
+        f"max relative difference {worst:.1e}",
+        "(f^2 d + d r)/(f^2 d r) vs fvcore separable/standard MACs",
+        _verdict(worst < 1e-12),
+        "the ratio is exact; it simplifies algebraically to 1/r + 1/f^2",
+    )
+
+
+def _check_ratio_approx(_: Evidence) -> Outcome:
+    worst = max(
+        abs(formulas.separable_ratio(f, d, r) - (1 / r + 1 / f**2)) for d, r, f, _ in _FORMULA_CASES
+    )
+    return Outcome(
+        f"max |exact - (1/r + 1/f^2)| = {worst:.1e}",
+        "exact ratio vs the approximation, all configurations",
+        _verdict(worst < 1e-12),
+        "not an approximation: (f^2 d + d r)/(f^2 d r) = 1/r + 1/f^2 exactly, for every r",
+    )
+
+
+def _check_ratio_large_r(_: Evidence) -> Outcome:
+    f, d = 3, 128
+    rows = []
+    for r in (64, 256, 1024, 4096):
+        ratio = formulas.separable_ratio(f, d, r)
+        rows.append((r, ratio, ratio * r))
+    r, ratio, times = rows[-1]
+    limit = formulas.separable_ratio_limit(f)
+    return Outcome(
+        f"ratio at r={r}: {ratio:.4f} = {times:.0f} x (1/r); limit {limit:.4f}",
+        "document 000's exact ratio for f=3 at r = 64..4096",
+        _verdict(abs(ratio - 1 / r) <= 0.5 * ratio),
+        f"as r grows the ratio tends to 1/f^2 = 1/9 = {limit:.4f}, not to 1/r: a 3x3 separable "
+        f"conv saves at most {1 / limit:.0f}x, whatever r is ("
+        + ", ".join(f"r={rr}: {1 / q:.2f}x" for rr, q, _ in rows)
+        + ")",
+    )
+
+
+# --------------------------------------------------------------------------- document 001
+def _check_conv_3_32(_: Evidence) -> Outcome:
+    layer = nn.Conv2d(in_channels=3, out_channels=32, kernel_size=3, padding=1)
+    total, weights = _trainable(layer), layer.weight.numel()
+    return Outcome(
+        f"{total} ({weights} weights + {layer.bias.numel()} biases)",
+        "parameters of nn.Conv2d(3, 32, 3, padding=1) as the document writes it",
+        _verdict(total == 864),
+        f"{weights} counts the weights only; the layer as written keeps PyTorch's default bias",
+    )
+
+
+def _check_dwsep_3_32(_: Evidence) -> Outcome:
+    from models.blocks import DepthwiseSeparable
+
+    block = DepthwiseSeparable(3, 32)
+    conv = block.dw.weight.numel() + block.pw.weight.numel()
+    bn = _trainable(block) - conv
+    return Outcome(
+        f"{block.dw.weight.numel()} + {block.pw.weight.numel()} = {conv} conv weights",
+        "parameters of the document's conv_dw(3, 32) (models.blocks.DepthwiseSeparable)",
+        _verdict(conv == 123),
+        f"the two BatchNorms add {bn} more trainable parameters: the block holds {conv + bn}",
+    )
+
+
+_CIFAR_SEPARABLE_LAYERS = [(3, 32, 32), (32, 64, 32), (64, 128, 32), (128, 256, 16)]
+
+
+def _check_reduction_7_9(_: Evidence) -> Outcome:
+    factors = []
+    for d, r, p in _CIFAR_SEPARABLE_LAYERS:
+        m = _measured_case(d, r, 3, p)
+        factors.append((d, r, m["std_macs"] / (m["dw_macs"] + m["pw_macs"])))
+    ok = all(_in_range(x, 7, 9) for *_, x in factors)
+    return Outcome(
+        ", ".join(f"{d}->{r}: {x:.2f}x" for d, r, x in factors),
+        "fvcore MACs of standard vs separable 3x3 for the four separable layers of the model",
+        _verdict(ok),
+        f"1/32 + 1/9 = {1 / 32 + 1 / 9:.4f}, i.e. {1 / (1 / 32 + 1 / 9):.2f}x for 3->32; "
+        "the factor tends to 9x as the output channels grow",
+    )
+
+
+def _check_example(_: Evidence) -> Outcome:
+    m = _measured_case(128, 256, 3, 32)
+    claimed = {"std_macs": 301_989_888, "dw_macs": 1_179_648, "pw_macs": 33_554_432}
+    total = m["dw_macs"] + m["pw_macs"]
+    ratio = m["std_macs"] / total
+    ok = (
+        all(m[k] == v for k, v in claimed.items())
+        and total == 34_734_080
+        and round(ratio, 1) == 8.7
+    )
+    return Outcome(
+        f"{m['std_macs']:,} vs {m['dw_macs']:,} + {m['pw_macs']:,} = {total:,}: {ratio:.3f}x",
+        "fvcore on the modules at 32x32",
+        _verdict(ok),
+        "the counts are multiply-accumulates (FLOPs are twice these); note the model itself runs "
+        "128->256 at 16x16, after the first max-pool",
+    )
+
+
+def _model_totals(ev: Evidence, name: str) -> pd.Series:
+    return ev.counts(name).iloc[-1]
+
+
+def _check_model_params(ev: Evidence) -> Outcome:
+    std = int(_model_totals(ev, "cifar_cnn")["params"])
+    dw = int(_model_totals(ev, "cifar_cnn_dw")["params"])
+    fc = int(ev.layer("cifar_cnn", "classifier.1")["params"])
+    ok = _in_range(std, 10e6, 15e6) and _in_range(dw, 1e6, 2e6)
+    return Outcome(
+        f"standard {std:,}; depthwise {dw:,}",
+        "trainable parameters of the two models as the document's diagrams list them",
+        _verdict(ok),
+        f"FC(16384->1024) alone holds {fc:,} parameters ({fc / std:.0%} of the standard model) "
+        "and both models keep it",
+    )
+
+
+def _check_model_8_9(ev: Evidence) -> Outcome:
+    std, dw = _model_totals(ev, "cifar_cnn"), _model_totals(ev, "cifar_cnn_dw")
+    pr = std["params"] / dw["params"]
+    mr = std["macs_fvcore"] / dw["macs_fvcore"]
+    return Outcome(
+        f"parameters {pr:.2f}x, MACs {mr:.2f}x fewer",
+        "whole-model totals (trainable params; fvcore MACs) of cifar_cnn vs cifar_cnn_dw",
+        _verdict(_in_range(pr, 8, 9) and _in_range(mr, 8, 9)),
+        "the 8-9x holds per separable layer, not per model: the twin keeps the two 3x3 convs "
+        "128->128 and 256->256 (most of the MACs) and the FC layers (most of the parameters)",
+    )
+
+
+def _training_rows(ev: Evidence, models: tuple[str, ...], dataset: str) -> pd.DataFrame | None:
+    if ev.training is None:
+        return None
+    t = ev.training
+    rows = t[(t["model"].isin(models)) & (t["dataset"] == dataset)]
+    if set(rows["model"]) != set(models):
+        return None
+    return rows.set_index("model")
+
+
+def _untested(needs: str, method: str) -> Outcome:
+    return Outcome("not measured", method, "untested", f"needs {needs}")
+
+
+_CIFAR_TRAIN = (
+    "`sepbench compare-training --pair cifar_cnn --dataset cifar10` (CIFAR-10 files, 10 epochs)"
+)
+
+
+def _check_cifar_accuracy(ev: Evidence) -> Outcome:
+    rows = _training_rows(ev, ("cifar_cnn", "cifar_cnn_dw"), "cifar10")
+    method = "test accuracy after training, from comparison.csv"
+    if rows is None:
+        return _untested(_CIFAR_TRAIN, method)
+    a, b = rows.loc["cifar_cnn", "test_accuracy"], rows.loc["cifar_cnn_dw", "test_accuracy"]
+    ok = _in_range(a, 0.70, 0.75) and _in_range(b, 0.68, 0.73)
+    return Outcome(
+        f"standard {a:.1%}; depthwise {b:.1%}",
+        method,
+        _verdict(ok),
+        f"after {int(rows['epochs'].iloc[0])} epochs",
+    )
+
+
+def _check_cifar_gap(ev: Evidence) -> Outcome:
+    rows = _training_rows(ev, ("cifar_cnn", "cifar_cnn_dw"), "cifar10")
+    method = "test accuracy gap after training, from comparison.csv"
+    if rows is None:
+        return _untested(_CIFAR_TRAIN, method)
+    gap = rows.loc["cifar_cnn", "test_accuracy"] - rows.loc["cifar_cnn_dw", "test_accuracy"]
+    return Outcome(f"{gap * 100:.1f} points", method, _verdict(_in_range(gap, 0.01, 0.03)))
+
+
+def _check_train_speed(ev: Evidence) -> Outcome:
+    rows = _training_rows(ev, ("cifar_cnn", "cifar_cnn_dw"), "cifar10")
+    method = "time per epoch, from comparison.csv"
+    if rows is None:
+        return _untested(_CIFAR_TRAIN, method)
+    t_std = rows.loc["cifar_cnn", "time_per_epoch_s"]
+    t_dw = rows.loc["cifar_cnn_dw", "time_per_epoch_s"]
+    faster = 1 - t_dw / t_std
+    return Outcome(
+        f"{faster:.0%} less time per epoch",
+        method,
+        _verdict(_in_range(faster, 0.3, 0.5)),
+        f"{t_std:.2f} s vs {t_dw:.2f} s per epoch on {rows['device'].iloc[0]}",
+    )
+
+
+def _ok_rows(ev: Evidence) -> pd.DataFrame | None:
+    if ev.results is None or "status" not in ev.results:
+        return None
+    return ev.results[ev.results["status"] == "ok"]
+
+
+def _latency(rows: pd.DataFrame, workload: str, provider: str) -> pd.DataFrame:
+    return rows[(rows["workload"] == workload) & (rows["provider"] == provider)]
+
+
+def _paired_latency(
+    rows: pd.DataFrame, a: tuple[str, str], b: tuple[str, str]
+) -> tuple[float, float, str] | None:
+    """Median latencies of (workload, provider) a and b at their largest common batch, fp32
+    preferred: both from one run."""
+    la, lb = _latency(rows, *a), _latency(rows, *b)
+    keys = ["dtype", "batch"]
+    merged = la.merge(lb, on=keys, suffixes=("_a", "_b"))
+    if merged.empty:
+        return None
+    merged = merged.assign(fp32=merged["dtype"].astype(str).str.contains("float32"))
+    best = merged.sort_values(["fp32", "batch"]).iloc[-1]
+    where = f"{best['dtype']}, batch {int(best['batch'])}, {best.get('device_a', '')}"
+    return float(best["latency_ms_p50_a"]), float(best["latency_ms_p50_b"]), where
+
+
+def _check_latency_8_7(ev: Evidence) -> Outcome:
+    method = f"measured median latency, workload {EXAMPLE_WORKLOAD}: standard_conv vs eager_nchw"
+    rows = _ok_rows(ev)
+    pair = (
+        None
+        if rows is None
+        else _paired_latency(
+            rows, (EXAMPLE_WORKLOAD, "standard_conv"), (EXAMPLE_WORKLOAD, "eager_nchw")
+        )
+    )
+    if pair is None:
+        return _untested(
+            "a report's results.csv with the documents suite (`sepbench report "
+            "--suite documents`, then `sepbench claims --results DIR`)",
+            method,
+        )
+    std, sep, where = pair
+    speedup = std / sep
+    note = f"{where}; standard {std:.4f} ms, separable {sep:.4f} ms"
+    fused = _paired_latency(
+        rows, (EXAMPLE_WORKLOAD, "standard_conv"), (EXAMPLE_WORKLOAD, "triton_fused")
+    )
+    if fused is not None:
+        note += f"; fused Triton kernel {fused[0] / fused[1]:.2f}x"
+    # 8.7x is the operation ratio; a latency ratio within 20% of it counts as delivered.
+    return Outcome(f"{speedup:.2f}x", method, _verdict(speedup >= 0.8 * 8.7), note)
+
+
+def _check_model_latency(ev: Evidence) -> Outcome:
+    method = "measured median latency of cifar_cnn vs cifar_cnn_dw (models suite, torch backend)"
+    rows = _ok_rows(ev)
+    pair = (
+        None
+        if rows is None
+        else _paired_latency(rows, ("cifar_cnn", "torch"), ("cifar_cnn_dw", "torch"))
+    )
+    if pair is None:
+        return _untested("a report's results.csv with the models suite", method)
+    std, dw, where = pair
+    return Outcome(
+        f"{std / dw:.2f}x",
+        method,
+        _verdict(std / dw > 1.0),
+        f"{where}; {std:.3f} ms vs {dw:.3f} ms",
+    )
+
+
+# --------------------------------------------------------------------------- documents 002-004
+def _check_squash(_: Evidence) -> Outcome:
+    from models.lenet5 import ScaledTanh
+
+    f1 = float(ScaledTanh()(torch.tensor(1.0, dtype=torch.float64)))
+    return Outcome(
+        f"f(1) = {f1:.6f}",
+        "1.7159 tanh(2/3 x) evaluated in float64",
+        _verdict(abs(f1 - 1) < 1e-3),
+        "the constants are chosen so that f(+-1) = +-1 (LeCun et al. 1998)",
+    )
+
+
+def _param_claim(model: str, layer: str, value: int) -> Callable[[Evidence], Outcome]:
+    def check(ev: Evidence) -> Outcome:
+        got = int(ev.layer(model, layer)["params"])
+        return Outcome(
+            f"{got:,}", f"trainable parameters of {model}.{layer}", _verdict(got == value)
+        )
+
+    return check
+
+
+def _check_c3_formula(_: Evidence) -> Outcome:
+    from models.lenet5 import C3_TABLE
+
+    as_written = 5 * 5 * 3 * 9 + 5 * 5 * 4 * 6 + 5 * 5 * 6 * 1 + 16
+    by_size: dict[int, int] = {}
+    for ins in C3_TABLE:
+        by_size[len(ins)] = by_size.get(len(ins), 0) + 1
+    paper = sum(25 * n * maps for n, maps in by_size.items()) + len(C3_TABLE)
+    terms = " + ".join(f"25x{n}x{maps}" for n, maps in sorted(by_size.items()))
+    return Outcome(
+        f"the expression evaluates to {as_written:,}",
+        "the document's arithmetic, evaluated; Table I counted from models.lenet5.C3_TABLE",
+        _verdict(as_written == 1516),
+        f"the counts of 3- and 4-input maps are swapped: Table I has {terms} + 16 = {paper:,}",
+    )
+
+
+def _check_total_params(ev: Evidence) -> Outcome:
+    paper = int(_model_totals(ev, "lenet5_paper")["params"])
+    modern = int(_model_totals(ev, "lenet5")["params"])
+    ok = all(abs(v / 60_000 - 1) <= 0.05 for v in (paper, modern))
+    return Outcome(
+        f"paper {paper:,}; modern (full C3) {modern:,}",
+        "trainable parameters of lenet5_paper and lenet5",
+        _verdict(ok),
+        "'about' read as within 5%. The paper model's 60,000 excludes the 840 fixed RBF "
+        "prototype weights; the document's own table sums to 60,806",
+    )
+
+
+def _check_shapes(ev: Evidence) -> Outcome:
+    want = {"c1": "6x28x28", "s2": "6x14x14", "c3": "16x10x10", "s4": "16x5x5", "c5": "120x1x1",
+            "f6": "84", "f7": "10"}  # fmt: skip
+    got = {k: ev.layer("lenet5", k)["out_shape"].split("x", 1)[1] for k in want}
+    bad = [k for k in want if got[k] != want[k]]
+    return Outcome(
+        ", ".join(f"{k} {v}" for k, v in got.items()),
+        "forward pass of lenet5 on a 1x32x32 input",
+        _verdict(not bad),
+        "mismatch: " + ", ".join(bad) if bad else "",
+    )
+
+
+def _check_paper_table(ev: Evidence) -> Outcome:
+    table = {"c1": (156, 122_304), "s2": (12, 5_880), "c3": (1_516, 151_600), "s4": (32, 2_000),
+             "c5": (48_120, 48_120), "f6": (10_164, 10_164), "output": (0, 840)}  # fmt: skip
+    got = {k: (int(ev.layer("lenet5_paper", k)["params"]),
+               int(ev.layer("lenet5_paper", k)["connections"])) for k in table}  # fmt: skip
+    bad = [k for k in table if got[k] != table[k]]
+    return Outcome(
+        "; ".join(f"{k} {p:,}/{c:,}" for k, (p, c) in got.items()),
+        "trainable parameters / connections per layer of lenet5_paper (sepbench count)",
+        _verdict(not bad),
+        ("mismatch: " + ", ".join(bad)) if bad else "output: 840 fixed prototype weights",
+    )
+
+
+def _check_learnable_layers(ev: Evidence) -> Outcome:
+    df = ev.counts("lenet5")
+    n = int((df[df["layer"] != "total"]["params"] > 0).sum())
+    paper = ev.counts("lenet5_paper")
+    n_paper = int((paper[paper["layer"] != "total"]["params"] > 0).sum())
+    return Outcome(
+        f"{n}",
+        "layers of lenet5 with trainable parameters",
+        _verdict(n == 5),
+        f"the paper's model has {n_paper}: S2 and S4 are trainable there, and its RBF "
+        "output's prototypes are fixed",
+    )
+
+
+def _check_lenet_accuracy(ev: Evidence) -> Outcome:
+    method = "test accuracy of lenet5 on MNIST after training, from comparison.csv"
+    rows = _training_rows(ev, ("lenet5",), "mnist")
+    if rows is None:
+        return _untested(
+            "`sepbench compare-training --pair lenet5 --dataset mnist` (MNIST "
+            "files in --data-dir, 10 epochs)",
+            method,
+        )
+    acc = rows.loc["lenet5", "test_accuracy"]
+    return Outcome(
+        f"{acc:.2%}",
+        method,
+        _verdict(_in_range(acc, 0.98, 0.995)),
+        f"after {int(rows.loc['lenet5', 'epochs'])} epochs on {rows['device'].iloc[0]}",
+    )
+
+
+CLAIMS: list[Claim] = [
+    Claim(
+        "dw-cost-formulas",
+        "000",
+        "Standard conv costs f^2 d r p^2 multiplications and f^2 d r "
+        "weights; depthwise f^2 d p^2 and f^2 d; pointwise d r p^2 and d r.",
+        "the six formulas",
+        _check_cost_formulas,
+    ),
+    Claim(
+        "dw-ratio-exact",
+        "000",
+        "Separable over standard cost is (f^2 d + d r) / (f^2 d r).",
+        "(f^2 d + d r)/(f^2 d r)",
+        _check_ratio_exact,
+    ),
+    Claim(
+        "dw-ratio-approx",
+        "000",
+        "For large r that ratio is approximately 1/r + 1/f^2.",
+        "~ 1/r + 1/f^2",
+        _check_ratio_approx,
+    ),
+    Claim(
+        "dw-ratio-large-r",
+        "000",
+        "For f = 3 and large r the ratio is about 1/r, so separable "
+        "convolution cuts computation by a factor of about r.",
+        "~ 1/r",
+        _check_ratio_large_r,
+    ),
+    Claim(
+        "cifar-conv-3-32-params",
+        "001",
+        "nn.Conv2d(3, 32, kernel_size=3, padding=1) has 3 x 32 x 3 x 3 parameters.",
+        "864",
+        _check_conv_3_32,
+    ),
+    Claim(
+        "cifar-dwsep-3-32-params",
+        "001",
+        "The depthwise-separable 3->32 block has 27 depthwise and 96 pointwise parameters.",
+        "27 + 96 = 123",
+        _check_dwsep_3_32,
+    ),
+    Claim(
+        "cifar-reduction-7-9x",
+        "001",
+        "A separable 3x3 conv needs about 1/oup + 1/9 of the standard cost: a 7-9x reduction.",
+        "7-9x",
+        _check_reduction_7_9,
+    ),
+    Claim(
+        "cifar-example-8.7x",
+        "001",
+        "128->256 at 32x32: 301,989,888 standard vs 1,179,648 + "
+        "33,554,432 = 34,734,080 separable operations, about 8.7x fewer.",
+        "8.7x",
+        _check_example,
+    ),
+    Claim(
+        "cifar-model-params",
+        "001",
+        "The standard CNN has about 10-15M parameters, the depthwise CNN about 1-2M.",
+        "10-15M; 1-2M",
+        _check_model_params,
+    ),
+    Claim(
+        "cifar-model-8-9x",
+        "001",
+        "The depthwise-separable CNN has about 8-9x fewer parameters "
+        "and FLOPs than the standard CNN.",
+        "8-9x",
+        _check_model_8_9,
+    ),
+    Claim(
+        "cifar-accuracy",
+        "001",
+        "After 10 epochs on CIFAR-10 the standard CNN reaches about "
+        "70-75% test accuracy, the depthwise CNN about 68-73%.",
+        "70-75%; 68-73%",
+        _check_cifar_accuracy,
+    ),
+    Claim(
+        "cifar-accuracy-gap",
+        "001",
+        "Depthwise separable convolution costs 1-3 points of accuracy.",
+        "1-3 points",
+        _check_cifar_gap,
+    ),
+    Claim(
+        "cifar-train-speed",
+        "001",
+        "The depthwise CNN trains 30-50% faster.",
+        "30-50% faster",
+        _check_train_speed,
+    ),
+    Claim(
+        "cifar-latency-8.7x",
+        "001",
+        "The 8.7x fewer operations of the 128->256 example are an 8.7x speed-up.",
+        "8.7x",
+        _check_latency_8_7,
+    ),
+    Claim(
+        "cifar-model-latency",
+        "001",
+        "The depthwise CNN infers faster than the standard CNN.",
+        "faster",
+        _check_model_latency,
+    ),
+    Claim(
+        "lenet-squash-constants",
+        "002",
+        "The squashing function is A tanh(S x) with A = 1.7159, S = 2/3.",
+        "f(1) = 1",
+        _check_squash,
+    ),
+    Claim(
+        "lenet-paper-table",
+        "002",
+        "The paper's layers have 156/122,304, 12/5,880, "
+        "1,516/151,600, 32/2,000, 48,120/48,120 and 10,164/10,164 trainable parameters/"
+        "connections (C1, S2, C3, S4, C5, F6; LeCun et al. 1998), the RBF output 840 fixed.",
+        "paper Table",
+        _check_paper_table,
+    ),
+    Claim(
+        "lenet-c1-params",
+        "003",
+        "C1 has (5x5x1 + 1) x 6 parameters.",
+        "156",
+        _param_claim("lenet5", "c1", 156),
+    ),
+    Claim(
+        "lenet-c3-formula",
+        "003",
+        "C3's sparse table gives 5x5x3 x 9 + 5x5x4 x 6 + 5x5x6 x 1 + 16 parameters.",
+        "1,516",
+        _check_c3_formula,
+    ),
+    Claim(
+        "lenet-c3-params",
+        "003",
+        "C3 with the sparse connection table has 1,516 parameters.",
+        "1,516",
+        _param_claim("lenet5_paper", "c3", 1516),
+    ),
+    Claim(
+        "lenet-c5-params",
+        "003",
+        "C5 has (5x5x16 + 1) x 120 parameters.",
+        "48,120",
+        _param_claim("lenet5", "c5", 48_120),
+    ),
+    Claim(
+        "lenet-f6-params",
+        "003",
+        "F6 has (120 + 1) x 84 parameters.",
+        "10,164",
+        _param_claim("lenet5", "f6", 10_164),
+    ),
+    Claim(
+        "lenet-f7-params",
+        "003",
+        "The output layer F7 has (84 + 1) x 10 parameters.",
+        "850",
+        _param_claim("lenet5", "f7", 850),
+    ),
+    Claim(
+        "lenet-total-params",
+        "003",
+        "LeNet-5 has about 60,000 parameters.",
+        "~60,000",
+        _check_total_params,
+    ),
+    Claim(
+        "lenet-shapes",
+        "003",
+        "Output sizes 28x28x6, 14x14x6, 10x10x16, 5x5x16, 1x1x120, 84, 10 for a 32x32 input.",
+        "the seven sizes",
+        _check_shapes,
+    ),
+    Claim(
+        "lenet-accuracy",
+        "003",
+        "LeNet-5 reaches about 98-99% MNIST test accuracy after 10 epochs.",
+        "98-99%",
+        _check_lenet_accuracy,
+    ),
+    Claim(
+        "lenet-learnable-layers",
+        "004",
+        "LeNet-5 has 5 layers with learnable parameters.",
+        "5",
+        _check_learnable_layers,
+    ),
+]
+
+
+def evaluate_claims(
+    results: pd.DataFrame | None = None, training: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Run every claim's check; a check that raises becomes an 'untested' row saying why."""
+    ev = Evidence(results=results, training=training)
+    rows = []
+    for c in CLAIMS:
+        try:
+            out = c.check(ev)
+        except Exception as err:  # one broken check must not hide the other verdicts
+            out = Outcome("error", "check failed", "untested", f"{type(err).__name__}: {err}")
+        rows.append({
+            "claim_id": c.claim_id, "document": f"{c.document} {DOCS[c.document]}",
+            "statement": c.statement, "claimed": c.claimed, "measured": out.measured,
+            "method": out.method, "verdict": out.verdict, "note": out.note,
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise UserError(f"{what}: {path} does not exist") from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise UserError(f"{what}: cannot read {path}: {err}") from None
+
+
+def load_results(folder: str) -> pd.DataFrame:
+    return _read_csv(Path(folder) / "results.csv", "--results")
+
+
+def load_training(folder: str) -> pd.DataFrame:
+    return _read_csv(Path(folder) / "comparison.csv", "--training")
+
+
+def format_claims(df: pd.DataFrame) -> str:
+    lines = [df[["claim_id", "verdict", "claimed", "measured"]].to_string(index=False), ""]
+    lines += [f"{r.claim_id} [{r.verdict}]: {r.note}" for r in df.itertuples() if r.note]
+    return "\n".join(lines)
+
+
+def cli_claims(args) -> int:
+    from bench.counting import write_csv
+
+    results = load_results(args.results) if args.results else None
+    training = load_training(args.training) if args.training else None
+    df = evaluate_claims(results, training)
+    print(format_claims(df))
+    counts = df["verdict"].value_counts()
+    print("\n" + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "refuted", "untested")))
+    if args.csv:
+        write_csv(df, args.csv)
+        print(f"wrote {args.csv}")
+    return 0
