@@ -505,6 +505,7 @@ def plot_training_curves(runs: dict[str, str | Path], path: str | Path, title: s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (label, csv) in enumerate(runs.items()):
@@ -517,6 +518,7 @@ def plot_training_curves(runs: dict[str, str | Path], path: str | Path, title: s
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss per epoch")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (fraction)", title="accuracy per epoch")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
