@@ -11,11 +11,10 @@ from __future__ import annotations
 import functools
 
 import torch
-
-from kernels import _runtime  # noqa: F401  (sets TRITON_INTERPRET before @triton.jit runs)
-
-import triton  # noqa: I001  (must come after _runtime)
+import triton
 import triton.language as tl
+
+from kernels import _runtime  # sets TRITON_INTERPRET before the @triton.jit below reads it
 
 ACTIVATIONS = ("relu", "relu6", None)
 KERNEL_SIZES = (3, 5, 7)
@@ -175,7 +174,9 @@ def _check_vector(name: str, t: torch.Tensor | None, length: int, x: torch.Tenso
     if t is None:
         return
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape ({length},) or None, got {type(t)}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape ({length},) or None, got {type(t)}"
+        )
     if t.shape != (length,):
         raise ValueError(f"{name} must have shape ({length},), got {tuple(t.shape)}")
     if t.device != x.device:

@@ -22,10 +22,13 @@ import functools
 
 import torch
 
-from kernels import _runtime  # noqa: I001  (sets TRITON_INTERPRET; must precede triton's import)
-
-import triton  # noqa: I001
+# _runtime sets TRITON_INTERPRET, which triton reads when it is first imported.
+# isort: off
+from kernels import _runtime
+import triton
 import triton.language as tl
+
+# isort: on
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 REDUCTIONS = ("mean", "sum", "none")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
+import torch
 from torch import Tensor, nn
 
 from kernels.reference import apply_activation
@@ -42,6 +46,9 @@ class DepthwiseSeparable(nn.Module):
         self.bn_dw = nn.BatchNorm2d(in_ch) if batch_norm else None
         self.pw = nn.Conv2d(in_ch, out_ch, 1, bias=not batch_norm)
         self.bn_pw = nn.BatchNorm2d(out_ch) if batch_norm else None
+        self._compiled: Callable[[Tensor], Tensor] | None = None  # built on first "compile" call
+        self._folded: tuple[tuple, dict[str, Tensor | None]] | None = None  # (versions, affine)
+        self._warned_fallback = False
 
     def forward_torch(self, x: Tensor) -> Tensor:
         y = self.dw(x)
@@ -54,5 +61,84 @@ class DepthwiseSeparable(nn.Module):
         return apply_activation(y, self.activation)
 
     def forward(self, x: Tensor) -> Tensor:
-        # The "compile" and "triton" paths are added by the fused-kernel work (issue 3).
+        if self.backend == "compile":
+            if self._compiled is None:
+                self._compiled = torch.compile(self.forward_torch)
+            return self._compiled(x)
+        if self.backend == "triton":
+            return self.forward_triton(x)
         return self.forward_torch(x)
+
+    def forward_triton(self, x: Tensor) -> Tensor:
+        """The fused kernel with both BNs folded (inference). Falls back to the torch path, with
+        one warning per module, where the kernel would give wrong results: in training mode
+        (batch statistics, running-stat updates) and where autograd needs a gradient (the kernel
+        has no backward yet), and for BNs without running statistics."""
+        reason = self._triton_fallback_reason(x)
+        if reason is not None:
+            if not self._warned_fallback:
+                self._warned_fallback = True
+                warnings.warn(
+                    f"DepthwiseSeparable(backend='triton') runs the torch path: {reason}",
+                    stacklevel=2,
+                )
+            return self.forward_torch(x)
+        from kernels import dwsep_block  # lazy: importing models must not import Triton
+
+        return dwsep_block(
+            x,
+            self.dw.weight,
+            self.pw.weight,
+            stride=self.dw.stride[0],
+            padding=self.padding,
+            activation=self.dw_activation,
+            pw_activation=self.activation,
+            **self._folded_affine(),
+        )
+
+    def _triton_fallback_reason(self, x: Tensor) -> str | None:
+        if self.training:
+            return "training mode needs batch statistics and a backward kernel; use eval()"
+        if torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters())
+        ):
+            return (
+                "autograd is recording and the kernel has no backward; "
+                "wrap inference in torch.no_grad() or torch.inference_mode()"
+            )
+        for bn in (self.bn_dw, self.bn_pw):
+            if bn is not None and bn.running_mean is None:
+                return "a BatchNorm without running statistics cannot be folded"
+        return None
+
+    def _folded_affine(self) -> dict[str, Tensor | None]:
+        """dw_scale/dw_shift/pw_scale/pw_shift in float32, BN folded (and the pw bias into
+        pw_shift). Cached until a parameter or buffer changes (tensor version counters): eight
+        tiny kernel launches per forward would dominate a batch-1 block on GPU."""
+        tensors = [*self.parameters(), *self.buffers()]
+        versions = tuple((id(t), t._version) for t in tensors)
+        if self._folded is None or self._folded[0] != versions:
+            with torch.no_grad():
+                dw_scale, dw_shift = _fold_batch_norm(self.bn_dw, None)
+                pw_scale, pw_shift = _fold_batch_norm(self.bn_pw, self.pw.bias)
+            affine = {"dw_scale": dw_scale, "dw_shift": dw_shift,
+                      "pw_scale": pw_scale, "pw_shift": pw_shift}  # fmt: skip
+            self._folded = (versions, affine)
+        return self._folded[1]
+
+
+def _fold_batch_norm(
+    bn: nn.BatchNorm2d | None, conv_bias: Tensor | None
+) -> tuple[Tensor | None, Tensor | None]:
+    """(scale, shift) in float32 with bn(conv(x) + bias) == conv(x) * scale + shift in eval."""
+    if bn is None:
+        return None, None if conv_bias is None else conv_bias.float()
+    scale = torch.rsqrt(bn.running_var.float() + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.float()
+    shift = -bn.running_mean.float() * scale
+    if conv_bias is not None:
+        shift = shift + conv_bias.float() * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias.float()
+    return scale, shift

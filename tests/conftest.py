@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from tolerances import TOLERANCES, poison, tolerance
 
 __all__ = ["TOLERANCES", "poison", "poisoned_allocations", "tolerance"]
