@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("count", help="per-layer params / MACs / FLOPs / connections of a model")
-    p.add_argument("model", help="a registered model name (see `sepbench count --list`)")
+    p.add_argument("model", help="a registered model name (an unknown name lists them)")
     p.add_argument("--csv", default=None, help="also write the rows to this CSV file")
     p.add_argument("--batch", type=int, default=1, help="batch size of the counted input")
 
