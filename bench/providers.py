@@ -444,9 +444,10 @@ def rbf_cases(workload: Workload, device: str, dtype: torch.dtype) -> list[Case]
             if provider is None:
                 raise Unavailable(f"kernels.reference returned no provider named {name!r}")
             x = data()[3]
-            xin = x.clone().requires_grad_(True) if s.loss else x
+            # the loss helpers return the detached loss only (their grads live on fresh leaves)
+            expected = (lambda: oracle()[0]) if s.loss else oracle
             return Prepared(
-                fn=lambda: provider.fn(xin), backend=provider.backend, oracle=oracle, macs=macs,
+                fn=lambda: provider.fn(x), backend=provider.backend, oracle=expected, macs=macs,
                 macs_fvcore=fvcore(), nbytes=nbytes, note=provider.note, layout="row-major",
             )  # fmt: skip
 

@@ -170,7 +170,7 @@ MODEL_NAMES = (
 )
 
 
-def _batches(size: str, device: str, cpu: tuple[int, ...], gpu: tuple[int, ...]) -> tuple:
+def _batches(device: str, cpu: tuple[int, ...], gpu: tuple[int, ...]) -> tuple[int, ...]:
     return cpu if device == "cpu" else gpu
 
 
@@ -178,7 +178,7 @@ def _documents(size: str, device: str) -> list[Workload]:
     if size == "smoke":
         return [Workload("documents", DwsepShape(4, 8, 3, 1, 8, 8), 1, naive_timer=True)]
     # Batch 1 is document 001's timing input; the GPU adds a batch that fills the device.
-    batches = _batches(size, device, (1,) if size == "quick" else (1, 8), (1, 64))
+    batches = _batches(device, (1,) if size == "quick" else (1, 8), (1, 64))
     return [
         Workload("documents", s, b, compile_on_cpu=s.id == HEADLINE_ID and b == 1, naive_timer=True)
         for s in DOCUMENT_SHAPES
@@ -192,14 +192,14 @@ def _mobilenet(size: str, device: str) -> list[Workload]:
     shapes = MOBILENET_V1 + MOBILENET_V2
     if size == "quick" and device == "cpu":
         shapes = MOBILENET_V1[::3] + MOBILENET_V2[::4]  # 3 + 3 shapes spread over the network
-    batches = _batches(size, device, (1,), (32,) if size == "quick" else (1, 32, 128))
+    batches = _batches(device, (1,), (32,) if size == "quick" else (1, 32, 128))
     return [Workload("mobilenet", s, b) for s in shapes for b in batches]
 
 
 def _lenet(size: str, device: str) -> list[Workload]:
     if size == "smoke":
         return [Workload("lenet", RbfShape(8, 84, 10), 8)]
-    batches = _batches(size, device, (1,) if size == "quick" else (1, 64), (1, 256))
+    batches = _batches(device, (1,) if size == "quick" else (1, 64), (1, 256))
     out = [Workload("lenet", s, b) for s in LENET_SHAPES for b in batches]
     for b in batches:
         out.append(Workload("lenet", RbfShape(b, 84, 10), b))
@@ -215,9 +215,10 @@ def _rbf(size: str, device: str) -> list[Workload]:
         ]
     if device == "cpu":
         sizes = (
-            [(256, 84, 10), (1024, 256, 100), (4096, 256, 1000)]
+            # the broadcast providers materialise (B, K, D): at most 1 GB here
+            [(256, 84, 10), (512, 128, 100), (1024, 84, 1000)]
             if size == "quick"
-            else [(b, d, k) for b in (256, 4096) for d in (84, 256) for k in (10, 1000)]
+            else [(b, d, k) for b in (256, 1024) for d in (84, 256) for k in (10, 1000)]
         )
     else:
         sizes = (
@@ -236,7 +237,7 @@ def _rbf(size: str, device: str) -> list[Workload]:
 def _models(size: str, device: str) -> list[Workload]:
     if size == "smoke":
         return [Workload("models", ModelShape("lenet5"), 1)]
-    batches = _batches(size, device, (1,), (1, 64) if size == "quick" else (1, 64, 256))
+    batches = _batches(device, (1,), (1, 64) if size == "quick" else (1, 64, 256))
     return [
         Workload(
             "models",

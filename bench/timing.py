@@ -20,6 +20,8 @@ import torch
 import torch.utils.benchmark as torch_benchmark
 
 QUANTILES = (0.2, 0.5, 0.8)
+# p20 / p80 need a handful of blocks; blocked_autorange alone may stop after one slow block.
+MIN_CPU_SAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,9 @@ def time_callable(
     )
     measurement = timer.blocked_autorange(min_run_time=min_run_time)
     samples_ms = [t * 1e3 for t in measurement.times]
+    while len(samples_ms) < MIN_CPU_SAMPLES:  # slow calls: one block fills min_run_time
+        more = timer.timeit(measurement.number_per_run)
+        samples_ms.extend(t * 1e3 for t in more.times)
     p20, p50, p80 = _percentiles(samples_ms)
     return Timing(
         p20,

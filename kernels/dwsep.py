@@ -11,10 +11,14 @@ from __future__ import annotations
 import functools
 
 import torch
+
+# isort: off
+# _runtime sets TRITON_INTERPRET on CPU-only machines; triton.language reads it when imported,
+# so it must come first (imported after, the interpreter fails on the first tl.zeros).
+from kernels import _runtime
 import triton
 import triton.language as tl
-
-from kernels import _runtime  # sets TRITON_INTERPRET before the @triton.jit below reads it
+# isort: on
 
 ACTIVATIONS = ("relu", "relu6", None)
 KERNEL_SIZES = (3, 5, 7)
@@ -68,12 +72,12 @@ def _dwsep_kernel(
     iw0 = ow * STRIDE - PAD
     x_pix = x_ptr + n * stride_xn  # (BLOCK_P,) pointers to each pixel's image
 
-    acc = tl.zeros((BLOCK_P, BLOCK_CO), dtype=tl.float32)
+    acc = tl.full((BLOCK_P, BLOCK_CO), 0.0, tl.float32)
     for c0 in range(0, C, BLOCK_C):
         offs_c = c0 + tl.arange(0, BLOCK_C)
         mask_c = offs_c < C
         x_c = x_pix[:, None] + offs_c[None, :].to(tl.int64) * stride_xc
-        dw = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+        dw = tl.full((BLOCK_P, BLOCK_C), 0.0, tl.float32)
         for kh in tl.static_range(K):
             ih = ih0 + kh
             row_ok = mask_p & (ih >= 0) & (ih < H)
@@ -122,7 +126,7 @@ def dwsep_configs() -> list[triton.Config]:
     """Autotune candidates. Under the interpreter one small config: each config is a full
     (slow) interpreted run, and speed there means nothing."""
     if _runtime.INTERPRET:
-        return [triton.Config({"BLOCK_P": 32, "BLOCK_C": 16, "BLOCK_CO": 16}, num_warps=1)]
+        return [triton.Config({"BLOCK_P": 32, "BLOCK_C": 32, "BLOCK_CO": 32}, num_warps=1)]
     configs = []
     # BLOCK_CO large enough to cover Cout in one tile avoids recomputing the depthwise taps
     # once per output-channel tile; BLOCK_P x BLOCK_CO fp32 accumulators bound the registers.

@@ -11,8 +11,11 @@ expansion is already float32-accurate near the origin, and a shifted value would
 to 16 bits; far from the origin the refinement catches them (slowly).
 
 ``rbf_loss`` runs the forward (online log-sum-exp over [-j, -d_0, ..., -d_{K-1}]) and both
-gradients in Triton. Only x, centers, target and one float32 log-sum-exp per row are saved; the
-backward kernels recompute the distances. dL/dc reduces over the batch deterministically: each
+gradients in Triton. The loss needs distances to an absolute (not relative) accuracy, so it skips
+the refinement, which in training would fire on every tile (features sit near their prototype),
+and takes the target's distance, which enters the loss directly, from exact differences.
+Only x, centers, target and one float32 log-sum-exp per row are saved; the backward kernels
+recompute the distances. dL/dc reduces over the batch deterministically: each
 program sums a slab of rows into its own partial, and torch sums the partials (no atomics).
 """
 
@@ -66,8 +69,13 @@ def _sqdist_tile(
     CENTER: tl.constexpr,
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
+    DOT_F32: tl.constexpr,
 ):
-    """(BLOCK_A, BLOCK_BB) float32 squared distances between rows a_idx of a and b_idx of b."""
+    """(BLOCK_A, BLOCK_BB) float32 squared distances between rows a_idx of a and b_idx of b.
+
+    RATIO 0 skips the exact-difference refinement (the loss needs absolute, not relative,
+    accuracy of the distances: an absolute error e moves e^-d by a factor e^e).
+    """
     acc = tl.zeros((BLOCK_A, BLOCK_BB), dtype=tl.float32)
     norm_a = tl.zeros((BLOCK_A,), dtype=tl.float32)
     norm_b = tl.zeros((BLOCK_BB,), dtype=tl.float32)
@@ -92,19 +100,23 @@ def _sqdist_tile(
         bf = bt.to(tl.float32)
         norm_a += tl.sum(af * af, axis=1)
         norm_b += tl.sum(bf * bf, axis=0)
+        if DOT_F32:
+            a = af
+            bt = bf
         acc = tl.dot(a, bt, acc, input_precision=PRECISION)
     scale = norm_a[:, None] + norm_b[None, :]
     dist = scale - 2.0 * acc
-    cancelled = (dist <= RATIO * scale) & a_mask[:, None] & b_mask[None, :]
-    if tl.max(tl.max(cancelled.to(tl.int32), axis=1), axis=0) > 0:
-        # Rare tiles only: O(BLOCK_A * BLOCK_BB * D) FMAs on exact differences.
-        exact = tl.zeros((BLOCK_A, BLOCK_BB), dtype=tl.float32)
-        for k in range(0, D):
-            av = tl.load(a_ptr + a_idx * stride_a0 + k * stride_a1, mask=a_mask, other=0.0)
-            bv = tl.load(b_ptr + b_idx * stride_b0 + k * stride_b1, mask=b_mask, other=0.0)
-            diff = av.to(tl.float32)[:, None] - bv.to(tl.float32)[None, :]
-            exact += diff * diff
-        dist = tl.where(cancelled, exact, dist)
+    if RATIO > 0.0:
+        cancelled = (dist <= RATIO * scale) & a_mask[:, None] & b_mask[None, :]
+        if tl.max(tl.max(cancelled.to(tl.int32), axis=1), axis=0) > 0:
+            # Flagged tiles only: O(BLOCK_A * BLOCK_BB * D) FMAs on exact differences.
+            exact = tl.zeros((BLOCK_A, BLOCK_BB), dtype=tl.float32)
+            for k in range(0, D):
+                av = tl.load(a_ptr + a_idx * stride_a0 + k * stride_a1, mask=a_mask, other=0.0)
+                bv = tl.load(b_ptr + b_idx * stride_b0 + k * stride_b1, mask=b_mask, other=0.0)
+                diff = av.to(tl.float32)[:, None] - bv.to(tl.float32)[None, :]
+                exact += diff * diff
+            dist = tl.where(cancelled, exact, dist)
     return tl.maximum(dist, 0.0)
 
 
@@ -129,6 +141,7 @@ def _rbf_distance_kernel(
     CENTER: tl.constexpr,
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
+    DOT_F32: tl.constexpr,
 ):
     """One program: the (BLOCK_B, BLOCK_K) tile of distances out[b, k] = ||x_b - c_k||^2."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -138,7 +151,7 @@ def _rbf_distance_kernel(
     dist = _sqdist_tile(
         x_ptr, c_ptr, rows, cols, row_mask, col_mask, D,
         stride_xb, stride_xd, stride_ck, stride_cd, c_ptr, stride_cd,
-        BLOCK_B, BLOCK_K, BLOCK_D, CENTER, PRECISION, RATIO,
+        BLOCK_B, BLOCK_K, BLOCK_D, CENTER, PRECISION, RATIO, DOT_F32,
     )  # fmt: skip
     out = out_ptr + rows[:, None] * stride_ob + cols[None, :] * stride_ok
     tl.store(out, dist.to(out_ptr.dtype.element_ty), mask=row_mask[:, None] & col_mask[None, :])
@@ -166,6 +179,7 @@ def _rbf_loss_fwd_kernel(
     CENTER: tl.constexpr,
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
+    DOT_F32: tl.constexpr,
 ):
     """One program: BLOCK_B rows, looping over all K centers with an online log-sum-exp.
 
@@ -183,7 +197,7 @@ def _rbf_loss_fwd_kernel(
         dist = _sqdist_tile(
             x_ptr, c_ptr, rows, cols, row_mask, col_mask, D,
             stride_xb, stride_xd, stride_ck, stride_cd, c_ptr, stride_cd,
-            BLOCK_B, BLOCK_K, BLOCK_D, CENTER, PRECISION, RATIO,
+            BLOCK_B, BLOCK_K, BLOCK_D, CENTER, PRECISION, RATIO, DOT_F32,
         )  # fmt: skip
         neg = tl.where(col_mask[None, :], -dist, float("-inf"))
         new_max = tl.maximum(run_max, tl.max(neg, axis=1))
@@ -191,8 +205,17 @@ def _rbf_loss_fwd_kernel(
             tl.exp(neg - new_max[:, None]), axis=1
         )
         run_max = new_max
-        is_target = cols[None, :] == target[:, None]
-        d_target += tl.sum(tl.where(is_target, dist, 0.0), axis=1)
+    # The target's distance enters the loss directly: exact differences, O(BLOCK_B * D).
+    target_row = tl.where(row_mask, target, 0)
+    for d0 in range(0, D, BLOCK_D):
+        offs_d = d0 + tl.arange(0, BLOCK_D)
+        mask = row_mask[:, None] & (offs_d < D)[None, :]
+        xv = tl.load(x_ptr + rows[:, None] * stride_xb + offs_d[None, :] * stride_xd, mask=mask)
+        cv = tl.load(
+            c_ptr + target_row[:, None] * stride_ck + offs_d[None, :] * stride_cd, mask=mask
+        )
+        diff = tl.where(mask, xv.to(tl.float32) - cv.to(tl.float32), 0.0)
+        d_target += tl.sum(diff * diff, axis=1)
     lse = run_max + tl.log(run_sum)
     tl.store(lse_ptr + rows, lse, mask=row_mask)
     tl.store(loss_ptr + rows, d_target + lse, mask=row_mask)
@@ -223,6 +246,7 @@ def _rbf_loss_grad_x_kernel(
     CENTER: tl.constexpr,
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
+    DOT_F32: tl.constexpr,
 ):
     """One program: grad_x for BLOCK_B rows and BLOCK_DO features, recomputing distances.
 
@@ -247,7 +271,7 @@ def _rbf_loss_grad_x_kernel(
         dist = _sqdist_tile(
             x_ptr, c_ptr, rows, cols, row_mask, col_mask, D,
             stride_xb, stride_xd, stride_ck, stride_cd, c_ptr, stride_cd,
-            BLOCK_B, BLOCK_K, BLOCK_D, CENTER, PRECISION, RATIO,
+            BLOCK_B, BLOCK_K, BLOCK_D, CENTER, PRECISION, RATIO, DOT_F32,
         )  # fmt: skip
         onehot = (cols[None, :] == target[:, None]).to(tl.float32)
         w = g[:, None] * (onehot - tl.exp(-dist - lse[:, None]))
@@ -259,6 +283,8 @@ def _rbf_loss_grad_x_kernel(
         )
         if CENTER:
             c = tl.where(c_mask, c - shift[None, :], 0.0)
+        if DOT_F32:
+            c = c.to(tl.float32)
         acc = tl.dot(w.to(c.dtype), c, acc, input_precision=PRECISION)
     x_mask = row_mask[:, None] & feat_mask[None, :]
     x = tl.load(
@@ -298,6 +324,7 @@ def _rbf_loss_grad_c_kernel(
     CENTER: tl.constexpr,
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
+    DOT_F32: tl.constexpr,
 ):
     """One program: BLOCK_K centers x BLOCK_DO features of slab s's share of grad_c.
 
@@ -324,7 +351,7 @@ def _rbf_loss_grad_c_kernel(
         dist_t = _sqdist_tile(
             c_ptr, x_ptr, cols, rows, col_mask, row_mask, D,
             stride_ck, stride_cd, stride_xb, stride_xd, c_ptr, stride_cd,
-            BLOCK_K, BLOCK_B, BLOCK_D, CENTER, PRECISION, RATIO,
+            BLOCK_K, BLOCK_B, BLOCK_D, CENTER, PRECISION, RATIO, DOT_F32,
         )  # fmt: skip
         onehot = (cols[:, None] == target[None, :]).to(tl.float32)
         w_t = g[None, :] * (onehot - tl.exp(-dist_t - lse[None, :]))
@@ -336,6 +363,8 @@ def _rbf_loss_grad_c_kernel(
         )
         if CENTER:
             x = tl.where(x_mask, x - shift[None, :], 0.0)
+        if DOT_F32:
+            x = x.to(tl.float32)
         acc = tl.dot(w_t.to(x.dtype), x, acc, input_precision=PRECISION)
     c_mask = col_mask[:, None] & feat_mask[None, :]
     c = tl.load(
@@ -443,11 +472,14 @@ def _check_operands(x: torch.Tensor, centers: torch.Tensor) -> None:
         )
 
 
-def _numerics(dtype: torch.dtype) -> dict[str, object]:
+def _numerics(dtype: torch.dtype, refine: bool) -> dict[str, object]:
     return {
         "CENTER": dtype == torch.float32,
         "PRECISION": FP32_DOT_PRECISION,
-        "RATIO": REFINE_RATIO,
+        "RATIO": REFINE_RATIO if refine else 0.0,
+        # The interpreter's tl.dot multiplies bfloat16 bit patterns as uint16 (triton 3.8): give
+        # it float32 operands instead, which is exact (bf16 products fit in float32's mantissa).
+        "DOT_F32": _runtime.INTERPRET and dtype == torch.bfloat16,
     }
 
 
@@ -458,7 +490,7 @@ def _distance_forward(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     _tuned_kernels()["distance"][grid](
         x, centers, out, B, K, D, triton.next_power_of_2(B),
         x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
-        out.stride(0), out.stride(1), **_numerics(x.dtype),
+        out.stride(0), out.stride(1), **_numerics(x.dtype, refine=True),
     )  # fmt: skip
     return out
 
@@ -538,7 +570,8 @@ class _RBFLoss(torch.autograd.Function):
         grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]),)
         _tuned_kernels()["loss_fwd"][grid](
             x, centers, target, per_row, lse, -float(j), B, K, D, triton.next_power_of_2(B),
-            x.stride(0), x.stride(1), centers.stride(0), centers.stride(1), **_numerics(x.dtype),
+            x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
+            **_numerics(x.dtype, refine=False),
         )  # fmt: skip
         ctx.save_for_backward(x, centers, target, lse)
         ctx.reduction = reduction
@@ -567,7 +600,7 @@ class _RBFLoss(torch.autograd.Function):
             grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), triton.cdiv(D, meta["BLOCK_DO"]))
             _tuned_kernels()["grad_x"][grid](
                 x, centers, target, lse, g, grad_x, *common, *strides,
-                grad_x.stride(0), grad_x.stride(1), **_numerics(x.dtype),
+                grad_x.stride(0), grad_x.stride(1), **_numerics(x.dtype, refine=False),
             )  # fmt: skip
         if ctx.needs_input_grad[1]:
             rows = _rows_per_slab(B, K, D, x.device)
@@ -578,7 +611,8 @@ class _RBFLoss(torch.autograd.Function):
             )  # fmt: skip
             _tuned_kernels()["grad_c"][grid](
                 x, centers, target, lse, g, partial, *common, rows, *strides,
-                partial.stride(0), partial.stride(1), partial.stride(2), **_numerics(x.dtype),
+                partial.stride(0), partial.stride(1), partial.stride(2),
+                **_numerics(x.dtype, refine=False),
             )  # fmt: skip
             grad_c = partial.sum(0).to(centers.dtype)  # second pass: deterministic order
         return grad_x, grad_c, None, None, None

@@ -119,15 +119,15 @@ class DepthwiseSeparable(nn.Module):
         versions = tuple((id(t), t._version) for t in tensors)
         if self._folded is None or self._folded[0] != versions:
             with torch.no_grad():
-                dw_scale, dw_shift = _fold_batch_norm(self.bn_dw, None)
-                pw_scale, pw_shift = _fold_batch_norm(self.bn_pw, self.pw.bias)
+                dw_scale, dw_shift = fold_batch_norm(self.bn_dw, None)
+                pw_scale, pw_shift = fold_batch_norm(self.bn_pw, self.pw.bias)
             affine = {"dw_scale": dw_scale, "dw_shift": dw_shift,
                       "pw_scale": pw_scale, "pw_shift": pw_shift}  # fmt: skip
             self._folded = (versions, affine)
         return self._folded[1]
 
 
-def _fold_batch_norm(
+def fold_batch_norm(
     bn: nn.BatchNorm2d | None, conv_bias: Tensor | None
 ) -> tuple[Tensor | None, Tensor | None]:
     """(scale, shift) in float32 with bn(conv(x) + bias) == conv(x) * scale + shift in eval."""

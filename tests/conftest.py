@@ -10,6 +10,11 @@ import pytest
 import torch
 from tolerances import TOLERANCES, poison, tolerance
 
+# Before anything imports triton.language (torchvision and torch._dynamo do): _runtime sets
+# TRITON_INTERPRET on CPU machines, and triton.language's own @jit helpers (tl.zeros, tl.sum,
+# ...) are decorated for the interpreter only if it is set when they are imported.
+from kernels import _runtime  # noqa: F401
+
 __all__ = ["TOLERANCES", "poison", "poisoned_allocations", "tolerance"]
 
 

@@ -11,7 +11,8 @@ from tolerances import tolerance
 
 import kernels
 from kernels import _runtime
-from kernels.reference import dwsep_reference
+from kernels.dwsep import DTYPES
+from kernels.reference import depthwise_conv_backend, dwsep_providers, dwsep_reference
 
 F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
 DEVICE = "cpu" if _runtime.INTERPRET else "cuda"
@@ -98,15 +99,16 @@ def check_against_reference(case: Case, seed: int = 0) -> torch.Tensor:
 
 
 # A covering set, not the full product: every K, stride, padding kind, dtype, layout, activation
-# on both stages and affine combination appears; odd channel counts throughout; C=37 / Cout=35
-# span several channel blocks and output-channel tiles, 2x20x12x12 several pixel tiles.
+# on both stages and affine combination appears; odd channel counts throughout; C=70 / Cout=67
+# span 3 channel blocks and 3 output-channel tiles of the interpreter config (32), C=33 two,
+# 2x20x12x12 several pixel tiles.
 CPU_CASES = [
     Case(1, 3, 5, 8, 8, k=3, dtype=F32, activation="relu", pw_activation=None),
     Case(2, 7, 13, 9, 11, k=5, stride=2, dtype=F16, channels_last=True, activation="relu6",
          pw_activation="relu", affine="dw", gain=4.0),
     Case(2, 7, 13, 10, 7, k=7, padding=0, dtype=BF16, activation=None, pw_activation="relu6",
          affine="pw", gain=4.0),
-    Case(1, 37, 35, 6, 5, k=3, stride=2, padding=2, dtype=F32, channels_last=True,
+    Case(1, 70, 67, 6, 5, k=3, stride=2, padding=2, dtype=F32, channels_last=True,
          activation="relu", pw_activation="relu"),
     Case(2, 5, 3, 7, 7, k=7, stride=2, padding=1, dtype=BF16, channels_last=True,
          activation="relu6", pw_activation=None, affine="none", gain=4.0),
@@ -164,6 +166,59 @@ def test_edge_shapes(poisoned_allocations) -> None:
 def test_poison_fixture_poisons(poisoned_allocations) -> None:
     assert torch.empty(3).isnan().all()
     assert torch.empty_like(torch.zeros(2, dtype=torch.bfloat16)).isnan().all()
+
+
+# ---- the baselines in kernels.reference ------------------------------------------------
+
+PROVIDER_NAMES = ["eager_nchw", "eager_channels_last", "eager_folded", "compile_default",
+                  "compile_max_autotune"]  # fmt: skip
+KNOWN_BACKENDS = {"cudnn", "native-depthwise", "oneDNN", "aten-cpu", "inductor"}
+PROVIDER_CASE = Case(2, 7, 13, 9, 11, k=5, stride=2, activation="relu6", pw_activation="relu",
+                     gain=4.0)  # fmt: skip
+
+
+def _provider_check(name: str, bn_modules: bool = True, case: Case = PROVIDER_CASE) -> str:
+    (x, dw_weight, pw_weight), kwargs = make_inputs(case, device="cpu")
+    providers = dwsep_providers(dw_weight, pw_weight, bn_modules=bn_modules, **kwargs)
+    assert [p.name for p in providers] == PROVIDER_NAMES
+    provider = {p.name: p for p in providers}[name]
+    assert provider.backend in KNOWN_BACKENDS
+    out = provider.fn(x.contiguous(memory_format=provider.memory_format))
+    assert out.is_contiguous(memory_format=provider.memory_format)
+    double = {k: v.double() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+    ref = dwsep_reference(x.double(), dw_weight.double(), pw_weight.double(), **double)
+    torch.testing.assert_close(out.double(), ref, **tolerance(case.dtype))
+    return provider.backend
+
+
+@pytest.mark.parametrize("bn_modules", [True, False], ids=["bn-modules", "mul-add"])
+@pytest.mark.parametrize("name", PROVIDER_NAMES[:3])
+def test_eager_providers_match_reference(name: str, bn_modules: bool) -> None:
+    _provider_check(name, bn_modules)
+
+
+def test_eager_providers_bfloat16_and_partial_affine() -> None:
+    case = replace(PROVIDER_CASE, dtype=BF16, affine="shifts", pw_activation=None)
+    for name in PROVIDER_NAMES[:3]:
+        _provider_check(name, case=case)
+
+
+def test_compile_default_provider_matches_reference() -> None:
+    # Inductor's first compile: ~5-12 s on the 2-core CPU machine, so one case only.
+    assert _provider_check("compile_default") == "inductor"
+
+
+@pytest.mark.slow
+def test_compile_max_autotune_provider_matches_reference() -> None:
+    assert _provider_check("compile_max_autotune") == "inductor"
+
+
+def test_depthwise_conv_backend_names_torch_choice() -> None:
+    for dtype in DTYPES:
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            assert depthwise_conv_backend("cpu", dtype, fmt) in {"oneDNN", "aten-cpu"}
+    if torch.backends.mkldnn.is_available():
+        assert depthwise_conv_backend("cpu", F32, torch.channels_last) == "oneDNN"
 
 
 # ---- bad input ---------------------------------------------------------------------------
@@ -307,3 +362,23 @@ class TestGPU:
         out = kernels.dwsep_block(x, d, p)
         tail = dwsep_reference(x[-2:].double(), d.double(), p.double())
         torch.testing.assert_close(out[-2:].double(), tail, **tolerance(F16))
+
+    @pytest.mark.parametrize("dtype", GPU_DTYPES, ids=str)
+    @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+    @pytest.mark.parametrize("shape", [(1, 32, 112), (32, 144, 56), (128, 128, 32)], ids=str)
+    def test_depthwise_backend_is_what_ran(self, dtype, channels_last, shape) -> None:
+        """depthwise_conv_backend agrees with the kernels the profiler sees: ATen's native
+        depthwise kernels are named conv_depthwise2d*, cuDNN's are not."""
+        n, c, h = shape
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        x = torch.randn(n, c, h, h, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+        w = torch.randn(c, 1, 3, 3, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+        claimed = depthwise_conv_backend("cuda", dtype, fmt, channels=c, input_shape=(n, c, h, h))
+        torch.nn.functional.conv2d(x, w, padding=1, groups=c)  # warm-up: cuDNN's own tuning
+        torch.cuda.synchronize()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            torch.nn.functional.conv2d(x, w, padding=1, groups=c)
+            torch.cuda.synchronize()
+        names = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        native = any("conv_depthwise2d" in name for name in names)
+        assert claimed == ("native-depthwise" if native else "cudnn"), names
