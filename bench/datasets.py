@@ -154,8 +154,9 @@ def _mnist_help(data_dir: Path) -> str:
     return (
         f"MNIST is expected as the four IDX files {', '.join(MNIST_FILES)} (or the same names "
         f"with .gz) in {mnist_raw_folder(data_dir)}/. Get them with network access by running "
-        f"`sepbench train --model lenet5 --dataset mnist --data-dir {data_dir}` (torchvision downloads them), "
-        f"or copy them there from {MNIST.mirrors[0]}; `--dataset digits` works offline."
+        f"`sepbench train --model lenet5 --dataset mnist --data-dir {data_dir}` "
+        f"(torchvision downloads them), or copy them there from {MNIST.mirrors[0]}; "
+        "`--dataset digits` works offline."
     )
 
 
@@ -219,8 +220,8 @@ def _cifar_help(data_dir: Path) -> str:
     return (
         f"CIFAR-10 is expected as the python pickles {', '.join(CIFAR_FILES)} in "
         f"{cifar_folder(data_dir)}/. Get them with network access by running "
-        f"`sepbench train --model cifar_cnn --dataset cifar10 --data-dir {data_dir}` (torchvision downloads them), "
-        f"or download {CIFAR10.url} and extract it into {data_dir}/."
+        f"`sepbench train --model cifar_cnn --dataset cifar10 --data-dir {data_dir}` "
+        f"(torchvision downloads them), or download {CIFAR10.url} and extract it into {data_dir}/."
     )
 
 
