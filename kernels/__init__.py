@@ -1,12 +1,16 @@
 """Triton kernels and their launchers: pure functions on tensors (no nn.Module here).
 
-Attributes load lazily so ``import kernels`` neither imports Triton nor queries a device.
+Attributes load lazily so ``import kernels`` does not import Triton.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+# First: TRITON_INTERPRET must be set before anything imports triton (torchvision can), or
+# triton's own @jit helpers are built for the compiler and fail under the interpreter.
+from kernels import _runtime  # noqa: F401
 
 _EXPORTS = {
     "dwsep_block": "kernels.dwsep",

@@ -13,8 +13,10 @@ import functools
 import torch
 
 # isort: off
-# _runtime sets TRITON_INTERPRET on CPU-only machines; triton.language reads it when imported,
-# so it must come first (imported after, the interpreter fails on the first tl.zeros).
+# _runtime sets TRITON_INTERPRET on CPU-only machines before our @triton.jit reads it. The
+# @jit helpers inside triton.language (tl.zeros, tl.sum, ...) read it when triton.language is
+# first imported, which torchvision may already have done: the kernel uses only builtins
+# (tl.full, not tl.zeros), so it runs under the interpreter whatever the import order.
 from kernels import _runtime
 import triton
 import triton.language as tl
@@ -127,23 +129,22 @@ def dwsep_configs() -> list[triton.Config]:
     (slow) interpreted run, and speed there means nothing."""
     if _runtime.INTERPRET:
         return [triton.Config({"BLOCK_P": 32, "BLOCK_C": 32, "BLOCK_CO": 32}, num_warps=1)]
-    configs = []
-    # BLOCK_CO large enough to cover Cout in one tile avoids recomputing the depthwise taps
-    # once per output-channel tile; BLOCK_P x BLOCK_CO fp32 accumulators bound the registers.
-    for block_p, block_co, warps in [
-        (32, 64, 4), (64, 64, 4), (128, 64, 4), (64, 128, 4), (128, 128, 8),
-        (32, 128, 4), (32, 256, 8), (64, 256, 8), (16, 256, 4), (16, 64, 2),
-    ]:  # fmt: skip
-        for block_c in (16, 32, 64):
-            for stages in (2, 3):
-                configs.append(
-                    triton.Config(
-                        {"BLOCK_P": block_p, "BLOCK_C": block_c, "BLOCK_CO": block_co},
-                        num_warps=warps,
-                        num_stages=stages,
-                    )
-                )
-    return configs
+    # (BLOCK_P, BLOCK_C, BLOCK_CO, num_warps, num_stages). A BLOCK_CO covering Cout in one tile
+    # computes the depthwise taps once instead of once per output-channel tile; the
+    # BLOCK_P x BLOCK_CO fp32 accumulator bounds the registers. 20 configs, not a product:
+    # each one is compiled and timed per shape key.
+    shapes = [
+        (32, 32, 64, 4, 2), (64, 32, 64, 4, 2), (128, 32, 64, 4, 2), (16, 32, 64, 2, 2),
+        (32, 32, 128, 4, 2), (64, 32, 128, 4, 2), (128, 32, 128, 8, 2),
+        (16, 32, 256, 4, 2), (32, 32, 256, 8, 2), (64, 32, 256, 8, 2),
+        (64, 16, 64, 4, 3), (128, 16, 64, 4, 3), (64, 16, 128, 4, 3),
+        (64, 64, 64, 4, 2), (128, 64, 128, 8, 2), (32, 64, 256, 8, 2),
+        (64, 32, 32, 4, 2), (128, 32, 32, 4, 2), (256, 32, 32, 8, 2), (128, 16, 16, 4, 2),
+    ]  # fmt: skip
+    return [
+        triton.Config({"BLOCK_P": p, "BLOCK_C": c, "BLOCK_CO": co}, num_warps=w, num_stages=st)
+        for p, c, co, w, st in shapes
+    ]
 
 
 def _prune_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:

@@ -28,6 +28,7 @@ class Provider:
     memory_format: torch.memory_format = torch.contiguous_format
     note: str = ""
 
+
 ACTIVATIONS = ("relu", "relu6", None)
 
 

@@ -46,7 +46,9 @@ class DepthwiseSeparable(nn.Module):
         self.bn_dw = nn.BatchNorm2d(in_ch) if batch_norm else None
         self.pw = nn.Conv2d(in_ch, out_ch, 1, bias=not batch_norm)
         self.bn_pw = nn.BatchNorm2d(out_ch) if batch_norm else None
-        self._compiled: Callable[[Tensor], Tensor] | None = None  # built on first "compile" call
+        # (id(self), compiled forward), built on the first "compile" call; the id makes a
+        # deepcopy (which shares the function, and so the original's weights) rebuild its own.
+        self._compiled: tuple[int, Callable[[Tensor], Tensor]] | None = None
         self._folded: tuple[tuple, dict[str, Tensor | None]] | None = None  # (versions, affine)
         self._warned_fallback = False
 
@@ -62,12 +64,23 @@ class DepthwiseSeparable(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.backend == "compile":
-            if self._compiled is None:
-                self._compiled = torch.compile(self.forward_torch)
-            return self._compiled(x)
+            return self._compiled_forward()(x)
         if self.backend == "triton":
             return self.forward_triton(x)
         return self.forward_torch(x)
+
+    def _compiled_forward(self) -> Callable[[Tensor], Tensor]:
+        """torch.compile of forward_torch in a frame of this module's own: Dynamo caches graphs
+        per code object (8 at most), and a model's blocks of different shapes sharing
+        forward_torch's would, past 8, silently run eagerly."""
+        if self._compiled is None or self._compiled[0] != id(self):
+
+            def forward(x: Tensor) -> Tensor:
+                return self.forward_torch(x)
+
+            forward.__code__ = forward.__code__.replace(co_name=f"dwsep_block_{id(self):x}")
+            self._compiled = (id(self), torch.compile(forward))
+        return self._compiled[1]
 
     def forward_triton(self, x: Tensor) -> Tensor:
         """The fused kernel with both BNs folded (inference). Falls back to the torch path, with

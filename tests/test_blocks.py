@@ -121,4 +121,8 @@ def test_compile_equals_torch() -> None:
     x = torch.randn(2, 7, 9, 9, device=DEVICE)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), reference(x), **tolerance(torch.float32))
-    assert compiled._compiled is not None
+        # A deepcopy with changed weights must not run the original's compiled graph.
+        clone = copy.deepcopy(compiled)
+        clone.pw.weight.mul_(-1.0)
+        reference.pw.weight.mul_(-1.0)
+        torch.testing.assert_close(clone(x), reference(x), **tolerance(torch.float32))

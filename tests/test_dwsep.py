@@ -168,6 +168,23 @@ def test_poison_fixture_poisons(poisoned_allocations) -> None:
     assert torch.empty_like(torch.zeros(2, dtype=torch.bfloat16)).isnan().all()
 
 
+def test_autotune_pruning_fits_tiles_to_the_problem() -> None:
+    """_prune_configs on the GPU config list (pure Python, no device needed)."""
+    import triton
+
+    from kernels import dwsep
+
+    configs = [
+        triton.Config({"BLOCK_P": p, "BLOCK_C": c, "BLOCK_CO": co})
+        for p, c, co in [(16, 32, 64), (128, 32, 32), (64, 32, 256), (64, 64, 64), (128, 16, 16)]
+    ]
+    kept = dwsep._prune_configs(configs, {"P": 2 * 28 * 28, "C": 32, "COUT": 24})
+    assert [cfg.kwargs["BLOCK_CO"] for cfg in kept] == [32, 16]
+    tiny = dwsep._prune_configs(configs, {"P": 9, "C": 3, "COUT": 5})
+    assert len(tiny) == 1  # nothing fits: the smallest config is kept
+    assert len(dwsep._prune_configs(configs, {"P": 10**6, "C": 960, "COUT": 320})) == 5
+
+
 # ---- the baselines in kernels.reference ------------------------------------------------
 
 PROVIDER_NAMES = ["eager_nchw", "eager_channels_last", "eager_folded", "compile_default",
