@@ -213,9 +213,11 @@ def _dwsep_fvcore(shape: DwsepShape, batch: int, part: str) -> float:
         "pointwise": pw,
         "separable": nn.Sequential(dw, pw),
     }
-    shape_in = (batch, s.in_ch, *s.out_hw) if part == "pointwise" else (batch, s.in_ch, s.h, s.w)
+    # counted at batch 1 and scaled: convolution MACs are linear in the batch, and tracing a
+    # batch-128 MobileNet layer on one CPU thread would cost seconds per row
+    shape_in = (1, s.in_ch, *s.out_hw) if part == "pointwise" else (1, s.in_ch, s.h, s.w)
     with torch.no_grad():
-        return _fvcore_macs(modules[part], torch.zeros(shape_in))
+        return batch * _fvcore_macs(modules[part], torch.zeros(shape_in))
 
 
 def _reduced(shape: DwsepShape) -> DwsepShape:
@@ -418,7 +420,8 @@ def rbf_cases(workload: Workload, device: str, dtype: torch.dtype) -> list[Case]
     def fvcore() -> float:
         if s.loss:  # fvcore traces forward graphs only
             return math.nan
-        return _fvcore_macs(_MatmulT(), torch.zeros(s.batch, s.dim), torch.zeros(s.centers, s.dim))
+        one_row = _fvcore_macs(_MatmulT(), torch.zeros(1, s.dim), torch.zeros(s.centers, s.dim))
+        return s.batch * one_row  # linear in B; a 65536-row trace would run a 65536-row mm
 
     def oracle() -> object:
         x64, c64, target, _, _ = data()
@@ -517,17 +520,18 @@ def rbf_cases(workload: Workload, device: str, dtype: torch.dtype) -> list[Case]
 
 @functools.lru_cache(maxsize=32)
 def _model_counts(name: str, batch: int) -> tuple[float, float]:
-    """(formula MACs, fvcore MACs) of the model's forward pass at ``batch``."""
+    """(formula MACs, fvcore MACs) of the model's forward pass at ``batch``: counted at batch 1
+    on the CPU and scaled (every layer of these models is linear in the batch)."""
     try:
         from bench.counting import count_registered
     except ImportError:
         from models import registry
 
         spec = registry.get(name)
-        x = torch.zeros(batch, *spec.input_shape)
-        return math.nan, _fvcore_macs(spec.build().eval(), x)
-    total = count_registered(name, batch=batch).iloc[-1]
-    return float(total["macs_formula"]), float(total["macs_fvcore"])
+        x = torch.zeros(1, *spec.input_shape)
+        return math.nan, batch * _fvcore_macs(spec.build().eval(), x)
+    total = count_registered(name, batch=1).iloc[-1]
+    return batch * float(total["macs_formula"]), batch * float(total["macs_fvcore"])
 
 
 def _frozen(model: nn.Module, device: str, dtype: torch.dtype) -> nn.Module:
@@ -550,8 +554,9 @@ def model_cases(workload: Workload, device: str, dtype: torch.dtype) -> list[Cas
         torch.manual_seed(0)
         model = spec.build().eval()
         x64 = torch.randn(b, *spec.input_shape, generator=_generator(), dtype=torch.float64)
-        with torch.no_grad():
-            expected = copy.deepcopy(model).double()(x64)
+        x64 = x64.to(device)
+        with torch.no_grad():  # the float64 oracle runs on the device (fp64 is fast on an H200)
+            expected = copy.deepcopy(model).to(device, torch.float64)(x64)
         return model, x64, expected
 
     def counts(model: nn.Module, x: torch.Tensor, out: torch.Tensor) -> tuple[float, float, float]:

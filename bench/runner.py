@@ -372,13 +372,18 @@ def run(
         for c in cases_for(w, device, d)
     ]
     todo = [c for c in cases if _case_key(c) not in done]
-    bar = tqdm(todo, disable=not progress, unit="row", dynamic_ncols=True)
-    for case in bar:
+    del cases
+    bar = tqdm(total=len(todo), disable=not progress, unit="row", dynamic_ncols=True)
+    while todo:
+        # popping drops the last reference to a finished workload's inputs (GPU memory)
+        case = todo.pop(0)
         bar.set_description(f"{case.workload.id} {case.provider}"[:60])
         row = measure_case(case, device, env, min_run_time)
         rows = [r for r in rows if _key(r) != _key(row)]
         rows.append(row)
         save()
+        bar.update()
+    bar.close()
     return add_derived(pd.DataFrame(rows, columns=COLUMNS))
 
 

@@ -45,7 +45,10 @@ class Peaks:
 
 
 def device_type(device: str | torch.device) -> str:
-    kind = torch.device(device).type
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        kind = str(device)
     if kind not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if kind == "cuda" and not torch.cuda.is_available():

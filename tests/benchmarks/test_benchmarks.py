@@ -49,7 +49,9 @@ def test_workload(benchmark, case, size) -> None:
     timing.synchronize(DEVICE)
     err = max_rel_err(result, prepared.oracle()) if prepared.oracle else float("nan")
     rtol, atol = TOLERANCES[case.dtype]
-    assert err <= rtol + atol, f"{case.provider}: max_rel_err {err:.3g} > {rtol + atol:.3g}"
+    # whole models compound one rounding per layer (MobileNetV2: ~50): 10x the per-op budget
+    bound = (rtol + atol) * (10 if case.workload.kind == "model" else 1)
+    assert err <= bound, f"{case.provider}: max_rel_err {err:.3g} > {bound:.3g}"
     workload = case.workload
     benchmark.group = f"{workload.suite}/{workload.id}/N{workload.batch}"
     benchmark.extra_info.update(
@@ -71,6 +73,8 @@ def test_workload(benchmark, case, size) -> None:
     )
     if prepared.mode == "interpreter":
         benchmark.extra_info["status"] = "interpreter"
+        if benchmark.disabled:
+            return  # the smoke run's point: the correctness check above passed
         pytest.skip("Triton interpreter: correctness checked above, no latency to measure")
 
     def timed() -> object:

@@ -1,0 +1,151 @@
+"""Plots and summary.md are drawn from a results.csv alone (a hand-made fixture here)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import formulas, report, runner
+from bench.errors import UserError
+from bench.suites import HEADLINE_ID
+
+BASELINES = {"documents": "standard_conv", "models": "torch"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+STD_MACS = formulas.conv2d(128, 256, 3, 32).macs  # 301,989,888 (document 001)
+SEP_MACS = formulas.depthwise_separable(128, 256, 3, 32).macs  # 34,734,080
+
+
+def _row(suite, workload, provider, latency, *, macs=1e6, status="ok", baseline=None, **kw):
+    return {
+        "suite": suite, "workload": workload, "provider": provider, "dtype": "float32",
+        "batch": 1, "latency_ms_p50": latency,
+        "latency_ms_p20": latency * 0.9 if latency else None,
+        "latency_ms_p80": latency * 1.1 if latency else None,
+        "macs": macs, "bytes": 4e6, "status": status, "device": "Fixture CPU", "threads": 1,
+        "torch_version": "2.x", "triton_version": "3.x", "git_sha": "abc", "size": "quick",
+        "timestamp": "2026-01-01T00:00:00+00:00", "max_rel_err": 1e-7,
+        "baseline": baseline or BASELINES.get(suite, "broadcast"),
+        **kw,
+    }  # fmt: skip
+
+
+def fixture_frame(fused_latency: float | None = None) -> pd.DataFrame:
+    """A report with the headline workload, a second separable shape, RBF, models, peaks."""
+    fused_status = "interpreter" if fused_latency is None else "ok"
+    rows = [
+        _row("peaks", "copy_bandwidth", "tensor_copy", None, gbps=20.0, macs=None),
+        _row("peaks", "matmul_rate", "torch_mm", None, tflops=0.2, macs=None),
+        _row("documents", HEADLINE_ID, "standard_conv", 3.0, macs=STD_MACS),
+        _row("documents", HEADLINE_ID, "eager_nchw", 2.0, macs=SEP_MACS),
+        _row("documents", HEADLINE_ID, "eager_channels_last", 1.5, macs=SEP_MACS),
+        _row("documents", HEADLINE_ID, "naive_host_clock", 2.6, macs=SEP_MACS),
+        _row(
+            "documents",
+            HEADLINE_ID,
+            "triton_fused",
+            fused_latency,
+            macs=SEP_MACS,
+            status=fused_status,
+        ),
+        _row("documents", "dwsep_3_32_k3_s1_32x32", "standard_conv", 0.2, macs=884736),
+        _row("documents", "dwsep_3_32_k3_s1_32x32", "eager_nchw", 0.3, macs=125952),
+        _row(
+            "documents",
+            "dwsep_3_32_k3_s1_32x32",
+            "triton_fused",
+            None,
+            status="error",
+            message="RuntimeError: boom",
+        ),
+        _row("rbf", "rbf_b256_d84_k10", "broadcast", 0.05, macs=215040),
+        _row("rbf", "rbf_b256_d84_k10", "mm_same_size", 0.01, macs=215040),
+        _row("rbf", "rbf_b1024_d84_k1000", "broadcast", 9.0, macs=86016000),
+        _row("rbf", "rbf_b1024_d84_k1000", "mm_same_size", 0.9, macs=86016000),
+        _row(
+            "rbf", "rbfloss_b256_d84_k10", "doc002_eager", 0.2, macs=645120, baseline="doc002_eager"
+        ),
+        _row("models", "lenet5", "torch", 0.4),
+        _row("models", "lenet5_dw", "torch", 0.5),
+        _row("models", "lenet5_dw", "triton", None, status="interpreter"),
+    ]
+    return runner.add_derived(pd.DataFrame(rows, columns=runner.COLUMNS))
+
+
+def _write(tmp_path: Path, df: pd.DataFrame) -> Path:
+    runner.write_csv_atomic(df, tmp_path / "results.csv")
+    return tmp_path
+
+
+def test_plot_command_draws_every_plot_and_the_summary_from_the_csv(tmp_path: Path) -> None:
+    folder = _write(tmp_path, fixture_frame())
+    assert report.cli_plot(argparse.Namespace(dir=str(folder))) == 0
+    for name in report.PLOTS:
+        data = (folder / name).read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 5000, name
+    summary = (folder / "summary.md").read_text()
+    for name in report.PLOTS:
+        assert f"]({name})" in summary
+    assert "Fixture CPU" in summary
+    assert "## Claims of the documents, checked" in summary
+
+
+def test_headline_table_uses_formulas_and_measured_ratios() -> None:
+    table = report.headline_table(fixture_frame()).iloc[0]
+    assert table["operation ratio (formulas)"] == f"{STD_MACS / SEP_MACS:.3g}x" == "8.69x"
+    assert table["eager latency ratio"] == "1.5x"  # 3.0 ms / 2.0 ms
+    assert table["fused latency ratio"] == "not measured on CPU (interpreter)"
+    assert table["compile latency ratio"] == "not measured"
+    timed = report.headline_table(fixture_frame(fused_latency=0.5)).iloc[0]
+    assert timed["fused latency ratio"] == "6x"
+
+
+def test_separable_ratios_pair_each_provider_with_its_standard_conv() -> None:
+    ratios = report.separable_ratios(fixture_frame()).set_index(["workload", "provider"])
+    head = ratios.loc[(HEADLINE_ID, "eager_channels_last")]
+    assert head["op_ratio"] == pytest.approx(STD_MACS / SEP_MACS)
+    assert head["latency_ratio"] == pytest.approx(2.0)
+    small = ratios.loc[("dwsep_3_32_k3_s1_32x32", "eager_nchw")]
+    assert small["latency_ratio"] == pytest.approx(0.2 / 0.3)  # separable slower: ratio < 1
+    assert (HEADLINE_ID, "triton_fused") not in ratios.index  # not timed: not plotted
+
+
+def test_methodology_table_sets_naive_beside_honest() -> None:
+    table = report.methodology_table(fixture_frame())
+    assert table["naive / honest"].item() == pytest.approx(2.6 / 2.0)
+
+
+def test_fused_losses_only_from_data() -> None:
+    assert report.fused_losses(fixture_frame()).empty  # nothing timed: nothing claimed
+    summary_frame = fixture_frame(fused_latency=1.8)  # slower than channels_last's 1.5 ms
+    losses = report.fused_losses(summary_frame)
+    assert losses["fastest other"].item() == "eager_channels_last"
+    assert losses["fused / fastest"].item() == pytest.approx(1.8 / 1.5)
+    assert report.fused_losses(fixture_frame(fused_latency=1.0)).empty
+
+
+def test_summary_lists_rows_that_did_not_run_and_says_when_nothing_fused_was_timed(
+    tmp_path: Path,
+) -> None:
+    df = fixture_frame()
+    summary = report.write_summary(df, tmp_path).read_text()
+    assert "RuntimeError: boom" in summary
+    assert "No fused-kernel latency was measured on this device" in summary
+    summary = report.write_summary(fixture_frame(fused_latency=1.8), tmp_path).read_text()
+    assert "eager_channels_last" in summary.split("## Where the fused kernels lose")[1]
+
+
+def test_plots_survive_a_csv_with_no_measurements(tmp_path: Path) -> None:
+    df = fixture_frame()
+    folder = _write(tmp_path, df[df["suite"] == runner.PEAKS_SUITE])
+    paths = report.write_report(folder)
+    assert all(p.exists() for p in paths)
+
+
+def test_plot_refuses_a_folder_without_results(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not a directory"):
+        report.cli_plot(argparse.Namespace(dir=str(tmp_path / "missing")))
+    with pytest.raises(UserError, match="no results file"):
+        report.cli_plot(argparse.Namespace(dir=str(tmp_path)))

@@ -1,0 +1,279 @@
+"""The runner: resumable after a kill, failures become rows, the CSV schema, pytest-benchmark
+JSON conversion, and a real (smoke-size) CPU report end to end."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bench import runner, timing
+from bench.errors import UserError
+from bench.providers import Case, Prepared, Unavailable
+from bench.suites import RbfShape, Workload
+
+# the DESIGN.md results.csv contract
+DESIGN_COLUMNS = [
+    "suite", "workload", "provider", "dtype", "batch", "shape", "latency_ms_p50",
+    "latency_ms_p20", "latency_ms_p80", "macs", "bytes", "tflops", "gbps",
+    "speedup_vs_baseline", "max_rel_err", "device", "torch_version", "triton_version",
+    "git_sha", "timestamp", "status",
+]  # fmt: skip
+WORKLOAD = Workload("rbf", RbfShape(8, 4, 3), 8)
+
+
+@pytest.fixture(autouse=True)
+def fixed_peaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peaks measurement (a 256 MiB copy) is tested in test_timing; here it is a constant."""
+    monkeypatch.setattr(timing, "measure_peaks", lambda device: timing.Peaks(10.0, 0.1, "float32"))
+
+
+def _prepared(value: float = 1.0) -> Prepared:
+    x = torch.full((64,), value)
+    return Prepared(
+        fn=lambda: x * 2,
+        backend="aten",
+        oracle=lambda: torch.full((64,), 2 * value, dtype=torch.float64),
+        macs=64,
+        macs_fvcore=64,
+        nbytes=512,
+    )
+
+
+def _fake_cases(providers: dict) -> callable:
+    """cases_for replacement: provider name -> prepare callable, all on WORKLOAD."""
+
+    def cases_for(workload: Workload, device: str, dtype: torch.dtype) -> list[Case]:
+        return [Case(workload, name, dtype, prep) for name, prep in providers.items()]
+
+    return cases_for
+
+
+def _run(tmp_path: Path, **kwargs) -> pd.DataFrame:
+    return runner.run([WORKLOAD], tmp_path, "cpu", min_run_time=0.01, progress=False, **kwargs)
+
+
+def test_kill_mid_run_then_rerun_loses_and_duplicates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    interrupt = {"armed": True}
+
+    def make(name: str):
+        def prepare() -> Prepared:
+            calls.append(name)
+            if name == "p3" and interrupt["armed"]:
+                raise KeyboardInterrupt  # what Ctrl-C (or a kill turned into SIGINT) raises
+            return _prepared()
+
+        return prepare
+
+    names = [f"p{i}" for i in range(6)]
+    monkeypatch.setattr(runner, "cases_for", _fake_cases({n: make(n) for n in names}))
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path)
+    saved = pd.read_csv(tmp_path / "results.csv")
+    work = saved[saved["suite"] != runner.PEAKS_SUITE]
+    assert list(work["provider"]) == ["p0", "p1", "p2"]  # everything finished was kept
+    assert not list(tmp_path.glob(".*.tmp"))  # no temp file left behind
+    first_timestamps = dict(zip(work["provider"], work["timestamp"], strict=True))
+
+    interrupt["armed"] = False
+    calls.clear()
+    df = _run(tmp_path)
+    assert calls == ["p3", "p4", "p5"]  # finished rows were not measured again
+    work = df[df["suite"] != runner.PEAKS_SUITE]
+    assert sorted(work["provider"]) == names
+    assert not df.duplicated(subset=list(runner.KEY)).any()
+    assert (df["suite"] == runner.PEAKS_SUITE).sum() == 2  # peaks measured once, kept
+    for name, stamp in first_timestamps.items():
+        assert work.loc[work["provider"] == name, "timestamp"].item() == stamp
+
+    calls.clear()
+    _run(tmp_path, fresh=True)
+    assert calls == names  # --fresh redoes everything
+
+
+def test_failures_become_rows_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable() -> Prepared:
+        raise Unavailable("kernel not built here")
+
+    def broken_setup() -> Prepared:
+        raise RuntimeError("unsupported shape")
+
+    def broken_call() -> Prepared:
+        p = _prepared()
+        p.fn = lambda: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+        return p
+
+    def wrong() -> Prepared:
+        p = _prepared()
+        p.fn = lambda: torch.full((64,), 3.0)  # the oracle says 2.0: off by half
+        return p
+
+    providers = {
+        "broadcast": _prepared,
+        "missing": unavailable,
+        "setup": broken_setup,
+        "oom": broken_call,
+        "wrong": wrong,
+        "after": _prepared,
+    }
+    monkeypatch.setattr(runner, "cases_for", _fake_cases(providers))
+    df = _run(tmp_path).set_index("provider")
+    assert df.loc["missing", "status"] == "unavailable"
+    assert "kernel not built here" in df.loc["missing", "message"]
+    assert df.loc["setup", "status"] == "error"
+    assert "RuntimeError: unsupported shape" in df.loc["setup", "message"]
+    assert df.loc["oom", "status"] == "error"
+    assert df.loc["oom", "message"].startswith("out of memory")
+    assert df.loc["after", "status"] == "ok"
+    assert math.isnan(df.loc["missing", "latency_ms_p50"])
+    assert df.loc["after", "latency_ms_p50"] > 0
+    assert df.loc["after", "max_rel_err"] == 0.0
+    assert df.loc["wrong", "max_rel_err"] == pytest.approx(0.5)  # recorded, run not stopped
+
+    # failed rows are retried on a rerun (a kernel may have arrived) and replace the old ones
+    providers["missing"] = _prepared
+    df = _run(tmp_path)
+    assert not df.duplicated(subset=list(runner.KEY)).any()
+    assert df.set_index("provider").loc["missing", "status"] == "ok"
+
+
+def test_csv_schema_full_precision_and_derived_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "cases_for", _fake_cases({"broadcast": _prepared, "b": _prepared}))
+    df = _run(tmp_path, size="smoke")
+    loaded = pd.read_csv(tmp_path / "results.csv")
+    assert list(loaded.columns) == runner.COLUMNS
+    assert set(DESIGN_COLUMNS) <= set(loaded.columns)
+    ok = loaded[loaded["status"] == "ok"].set_index("provider")
+    # floats round-trip exactly: nothing was rounded on the way to disk
+    assert ok.loc["b", "latency_ms_p50"] == df.set_index("provider").loc["b", "latency_ms_p50"]
+    b = ok.loc["b"]
+    assert b["gbps"] == pytest.approx(512 / (b["latency_ms_p50"] * 1e-3) / 1e9, rel=1e-12)
+    assert b["tflops"] == pytest.approx(2 * 64 / (b["latency_ms_p50"] * 1e-3) / 1e12, rel=1e-12)
+    expected = ok.loc["broadcast", "latency_ms_p50"] / b["latency_ms_p50"]
+    assert b["speedup_vs_baseline"] == pytest.approx(expected, rel=1e-12)
+    assert ok.loc["broadcast", "speedup_vs_baseline"] == 1.0
+    assert b["baseline"] == "broadcast"
+    assert b["pct_of_peak"] > 0 and b["threads"] >= 1 and b["size"] == "smoke"
+    assert ok.loc["b", "torch_version"] == torch.__version__
+
+
+def _benchmark_json(tmp_path: Path, samples: bool) -> Path:
+    def bench(provider: str, median: float) -> dict:
+        stats = {"median": median, "q1": median * 0.9, "q3": median * 1.2, "rounds": 7}
+        if samples:
+            stats["data"] = [median * f for f in (0.8, 0.9, 1.0, 1.1, 1.3)]
+        return {
+            "name": f"test_workload[{provider}]",
+            "group": "rbf/rbf_b8_d4_k3/N8",
+            "stats": stats,
+            "extra_info": {
+                "suite": "rbf", "workload": "rbf_b8_d4_k3", "provider": provider,
+                "dtype": "float32", "batch": 8, "macs": 96, "bytes": 300, "baseline": "broadcast",
+                "device": "Test CPU", "status": "ok", "max_rel_err": 1e-7,
+            },
+        }  # fmt: skip
+
+    doc = {
+        "benchmarks": [bench("broadcast", 2e-3), bench("triton_fused", 1e-3)],
+        "commit_info": {"id": "abc123", "dirty": True},
+        "datetime": "2026-01-01T00:00:00",
+    }
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("samples", [True, False])
+def test_pytest_benchmark_json_converts_to_rows(tmp_path: Path, samples: bool) -> None:
+    df = runner.rows_from_pytest_benchmark(_benchmark_json(tmp_path, samples)).set_index("provider")
+    fused = df.loc["triton_fused"]
+    assert fused["latency_ms_p50"] == pytest.approx(1.0)
+    if samples:
+        assert fused["latency_ms_p20"] == pytest.approx(0.88)  # numpy's linear p20 of the data
+    else:
+        assert fused["latency_ms_p20"] == pytest.approx(0.9)
+        assert "q1/q3" in fused["timing_method"]
+    assert fused["speedup_vs_baseline"] == pytest.approx(2.0)
+    assert fused["gbps"] == pytest.approx(300 / 1e-3 / 1e9)
+    assert fused["git_sha"] == "abc123-dirty"
+
+
+def test_report_from_pytest_benchmark_writes_csv_plots_summary(tmp_path: Path) -> None:
+    from bench.cli import main
+
+    out = tmp_path / "out"
+    assert main(["report", "--from-pytest-benchmark", str(_benchmark_json(tmp_path, True)),
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert len(pd.read_csv(out / "results.csv")) == 2
+    assert (out / "summary.md").exists() and (out / "roofline.png").exists()
+
+
+def test_bad_json_and_bad_cli_input_are_user_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"benchmarks": [{"name": "x", "extra_info": {}}]}))
+    with pytest.raises(UserError, match="lacks extra_info"):
+        runner.rows_from_pytest_benchmark(bad)
+    bad.write_text("not json")
+    with pytest.raises(UserError, match="cannot read"):
+        runner.rows_from_pytest_benchmark(bad)
+    args = argparse.Namespace(
+        suite=["nope"], size="quick", device="cpu", out=str(tmp_path), fresh=False,
+        from_pytest_benchmark=None,
+    )  # fmt: skip
+    with pytest.raises(UserError, match="unknown suite"):
+        runner.cli_report(args)
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA device"):
+            runner.resolve_device("cuda")
+
+
+def test_device_slug_and_default_out() -> None:
+    assert runner.device_slug("cpu") == "cpu"
+    assert runner.device_slug("cuda", "NVIDIA H200") == "h200"
+    assert runner.device_slug("cuda", "NVIDIA H100 80GB HBM3") == "h100-80gb-hbm3"
+    assert runner.default_out("cpu").parts[-2:] == ("reports", "cpu")
+
+
+def test_smoke_report_end_to_end_on_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real providers, kernels (interpreter), plots and summary on the tiny smoke suite."""
+    args = argparse.Namespace(
+        suite=None, size="smoke", device="cpu", out=str(tmp_path), fresh=True,
+        from_pytest_benchmark=None,
+    )  # fmt: skip
+    assert runner.cli_report(args) == 0
+    df = pd.read_csv(tmp_path / "results.csv")
+    work = df[df["suite"] != runner.PEAKS_SUITE]
+    assert set(work["suite"]) == {"documents", "mobilenet", "lenet", "rbf", "models"}
+    assert not work.duplicated(subset=list(runner.KEY)).any()
+    ok = work[work["status"] == "ok"]
+    assert {"standard_conv", "eager_nchw", "broadcast", "mm_same_size", "torch"} <= set(
+        ok["provider"]
+    )
+    assert (ok["latency_ms_p20"] <= ok["latency_ms_p50"]).all()
+    assert (ok["latency_ms_p50"] <= ok["latency_ms_p80"]).all()
+    assert (ok["max_rel_err"] < 1e-4).all()  # float32 against float64 references
+    fused = work[work["provider"] == "triton_fused"]
+    # on CPU the fused kernels are checked, never timed
+    assert set(fused["status"]) <= {"interpreter", "unavailable"}
+    assert fused["latency_ms_p50"].isna().all()
+    checked = fused[fused["status"] == "interpreter"]
+    assert (checked["max_rel_err"] < 1e-4).all()
+    assert checked["note"].str.contains("interpreter: correctness only").all()
+    naive = work[work["provider"] == "naive_host_clock"]
+    assert len(naive) == 1 and naive["latency_ms_p50"].item() > 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Claims of the documents, checked" in summary
+    for png in ("ratio_gap.png", "speedup.png", "roofline.png", "rbf_throughput.png", "models.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
