@@ -266,9 +266,11 @@ def peak_rows(device: str, env: dict) -> list[dict]:
             "workload": "matmul_rate",
             "provider": peaks.matmul_method,
             "dtype": peaks.matmul_dtype,
-            "shape": "square matmul" if peaks.matmul_method == "torch_mm" else "1x1 conv, n=1024",
+            "shape": "square matmul"
+            if peaks.matmul_method == "torch_mm"
+            else "3x3 conv 256->256 32x32",
             "tflops": peaks.matmul_tflops,
-            "note": "2 n^3 / median time of the faster GEMM (torch.mm or, on CPU, a 1x1 conv)",
+            "note": "FLOPs / median time of the faster of torch.mm and (CPU) a dense 3x3 conv",
         },
     ]
 

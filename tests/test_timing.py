@@ -49,6 +49,8 @@ def test_peaks_are_positive_and_plausible() -> None:
     assert 0.05 < gbps < 2000
     assert 1e-4 < tflops < 100  # a CPU matmul: between a slow core and far beyond any CPU
     assert dtype == "float32"
+    conv = timing.measure_conv3x3_tflops(channels=64, side=16)
+    assert 1e-4 < conv < 100
 
 
 @pytest.mark.parametrize(
