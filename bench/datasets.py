@@ -160,6 +160,21 @@ def _mnist_help(data_dir: Path) -> str:
     )
 
 
+def _fetch(
+    name: str, dataset_cls: type, data_dir: Path, where: Path, help_text: str, download: bool
+) -> None:
+    """Download a missing dataset through torchvision, or fail with where the files belong."""
+    if not download:
+        raise UserError(f"{name} files not found. {help_text}")
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            dataset_cls(str(data_dir), train=True, download=True)
+    except Exception as err:
+        raise UserError(
+            f"{name} is not in {where}/ and downloading it failed ({_first_line(err)}). {help_text}"
+        ) from None
+
+
 def load_mnist(data_dir: str | Path, *, download: bool = True) -> ImageData:
     """MNIST through torchvision: 60,000 / 10,000 28x28 images, padded to 32x32 (document 003)."""
     from torchvision.datasets import MNIST
@@ -168,16 +183,7 @@ def load_mnist(data_dir: str | Path, *, download: bool = True) -> ImageData:
     data_dir = Path(data_dir)
     raw = mnist_raw_folder(data_dir)
     if not mnist_present(data_dir):
-        if not download:
-            raise UserError(f"MNIST files not found. {_mnist_help(data_dir)}")
-        try:
-            with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-                MNIST(str(data_dir), train=True, download=True)
-        except Exception as err:
-            raise UserError(
-                f"MNIST is not in {raw}/ and downloading it failed "
-                f"({_first_line(err)}). {_mnist_help(data_dir)}"
-            ) from None
+        _fetch("MNIST", MNIST, data_dir, raw, _mnist_help(data_dir), download)
     # torchvision reads only the decompressed files; a .gz of another md5 than the official
     # archive would make it download again, so decompress here with torchvision's own helper.
     for f in MNIST_FILES:
@@ -234,16 +240,7 @@ def load_cifar10(data_dir: str | Path, *, download: bool = True) -> ImageData:
     data_dir = Path(data_dir)
     folder = cifar_folder(data_dir)
     if not cifar_present(data_dir):
-        if not download:
-            raise UserError(f"CIFAR-10 files not found. {_cifar_help(data_dir)}")
-        try:
-            with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-                CIFAR10(str(data_dir), train=True, download=True)
-        except Exception as err:
-            raise UserError(
-                f"CIFAR-10 is not in {folder}/ and downloading it failed "
-                f"({_first_line(err)}). {_cifar_help(data_dir)}"
-            ) from None
+        _fetch("CIFAR-10", CIFAR10, data_dir, folder, _cifar_help(data_dir), download)
     official_md5 = [
         *CIFAR10.train_list,
         *CIFAR10.test_list,
