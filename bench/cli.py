@@ -1,30 +1,70 @@
-"""`sepbench` / `python -m bench`: count, claims, report, plot, train, compare-training.
+"""`sepbench` / `python -m bench`: the argument parser and the dispatch to bench.commands.
 
-Each subcommand's work lives in its own module; handlers are imported only when called so that
-`sepbench count` does not pay for Triton or matplotlib imports.
+Bad input ends with exit status 2 and one line naming what was wrong (UserError, or an unknown
+model name from the registry); argparse's own errors exit 2 as well.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from bench import commands
 from bench.errors import UserError
-
-# subcommand -> "module:function"; each function takes the parsed args and returns an exit code.
-_HANDLERS = {
-    "count": "bench.counting:cli_count",
-    "claims": "bench.claims:cli_claims",
-    "report": "bench.runner:cli_report",
-    "plot": "bench.report:cli_plot",
-    "train": "bench.train:cli_train",
-    "compare-training": "bench.train:cli_compare_training",
-}
+from models.registry import UnknownModelError
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
+def _count(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("count", help="per-layer params / MACs / FLOPs / connections of a model")
+    p.add_argument("model", help="a registered model name (an unknown name lists them)")
+    p.add_argument("--csv", default=None, help="also write the rows to this CSV file")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the counted input")
+
+
+def _claims(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("claims", help="every quantitative claim of the documents, with a verdict")
+    p.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    p.add_argument(
+        "--results",
+        default=None,
+        help="a report folder whose results.csv supplies measured latencies",
+    )
+    p.add_argument(
+        "--training",
+        default=None,
+        help="a compare-training folder whose comparison.csv supplies accuracies",
+    )
+
+
+def _report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="measure every provider on the built-in workloads")
+    p.add_argument(
+        "--suite",
+        action="append",
+        default=None,
+        help="documents, mobilenet, lenet, rbf, models (repeatable; default all)",
+    )
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="size", action="store_const", const="quick")
+    size.add_argument("--full", dest="size", action="store_const", const="full")
+    p.set_defaults(size="quick")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--out", default=None, help="default reports/<device-name>/")
+    p.add_argument("--fresh", action="store_true", help="redo rows already measured")
+    p.add_argument(
+        "--from-pytest-benchmark",
+        dest="from_pytest_benchmark",
+        default=None,
+        metavar="FILE.json",
+        help="convert a --benchmark-json file instead of measuring",
+    )
+
+    p = sub.add_parser("plot", help="redraw the plots and summary of a report folder from its CSV")
+    p.add_argument("dir")
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
         choices=["mnist", "cifar10", "digits", "synthetic"],
@@ -56,6 +96,26 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one of the documents' models")
+    p.add_argument("--model", required=True)
+    _train_args(p)
+    p = sub.add_parser("compare-training", help="train a standard/depthwise pair and compare")
+    p.add_argument("--pair", choices=["lenet5", "lenet5_paper", "cifar_cnn"], default="lenet5")
+    _train_args(p)
+
+
+# subcommand -> handler; each takes the parsed arguments and returns an exit status.
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "count": commands.count,
+    "claims": commands.claims,
+    "report": commands.report,
+    "plot": commands.plot,
+    "train": commands.train,
+    "compare-training": commands.compare_training,
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sepbench",
@@ -63,66 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
         "counters vs measured latency.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("count", help="per-layer params / MACs / FLOPs / connections of a model")
-    p.add_argument("model", help="a registered model name (an unknown name lists them)")
-    p.add_argument("--csv", default=None, help="also write the rows to this CSV file")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the counted input")
-
-    p = sub.add_parser("claims", help="every quantitative claim of the documents, with a verdict")
-    p.add_argument("--csv", default=None, help="also write the table to this CSV file")
-    p.add_argument(
-        "--results",
-        default=None,
-        help="a report folder whose results.csv supplies measured latencies",
-    )
-    p.add_argument(
-        "--training",
-        default=None,
-        help="a compare-training folder whose comparison.csv supplies accuracies",
-    )
-
-    p = sub.add_parser("report", help="measure every provider on the built-in workloads")
-    p.add_argument(
-        "--suite",
-        action="append",
-        default=None,
-        help="documents, mobilenet, lenet, rbf, models (repeatable; default all)",
-    )
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", dest="size", action="store_const", const="quick")
-    size.add_argument("--full", dest="size", action="store_const", const="full")
-    p.set_defaults(size="quick")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--out", default=None, help="default reports/<device-name>/")
-    p.add_argument("--fresh", action="store_true", help="redo rows already measured")
-    p.add_argument(
-        "--from-pytest-benchmark",
-        dest="from_pytest_benchmark",
-        default=None,
-        metavar="FILE.json",
-        help="convert a --benchmark-json file instead of measuring",
-    )
-
-    p = sub.add_parser("plot", help="redraw the plots and summary of a report folder from its CSV")
-    p.add_argument("dir")
-
-    p = sub.add_parser("train", help="train one of the documents' models")
-    p.add_argument("--model", required=True)
-    _add_train_args(p)
-
-    p = sub.add_parser("compare-training", help="train a standard/depthwise pair and compare")
-    p.add_argument("--pair", choices=["lenet5", "lenet5_paper", "cifar_cnn"], default="lenet5")
-    _add_train_args(p)
+    for add in (_count, _claims, _report, _train):
+        add(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    module, func = _HANDLERS[args.command].split(":")
     try:
-        return int(getattr(importlib.import_module(module), func)(args) or 0)
-    except UserError as err:
+        return int(HANDLERS[args.command](args) or 0)
+    except (UserError, UnknownModelError) as err:
         print(f"sepbench {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -22,7 +22,9 @@ import triton
 import triton.language as tl
 # isort: on
 
-ACTIVATIONS = ("relu", "relu6", None)
+from kernels._autotune import fit_to_problem
+from kernels.reference import ACTIVATIONS
+
 KERNEL_SIZES = (3, 5, 7)
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _ACT_CODE = {None: 0, "relu": 1, "relu6": 2}
@@ -148,21 +150,9 @@ def dwsep_configs() -> list[triton.Config]:
 
 
 def _prune_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Drop tiles much wider than the problem: BLOCK_CO over next_pow2(Cout) (min 16), BLOCK_C
-    over next_pow2(C) (min 16), BLOCK_P over next_pow2(pixels) (min 16). Keeps at least one."""
-    cout, c = named_args["COUT"], named_args["C"]
-    pixels = named_args["P"]
-
-    def fits(cfg: triton.Config) -> bool:
-        kw = cfg.kwargs
-        return (
-            kw["BLOCK_CO"] <= max(16, triton.next_power_of_2(cout))
-            and kw["BLOCK_C"] <= max(16, triton.next_power_of_2(c))
-            and kw["BLOCK_P"] <= max(16, triton.next_power_of_2(pixels))
-        )
-
-    kept = [cfg for cfg in configs if fits(cfg)]
-    return kept or [min(configs, key=lambda cfg: tuple(cfg.kwargs.values()))]
+    """Tiles no wider than the problem: output pixels, input and output channels."""
+    sizes = {"BLOCK_P": named_args["P"], "BLOCK_C": named_args["C"], "BLOCK_CO": named_args["COUT"]}
+    return fit_to_problem(configs, sizes)
 
 
 @functools.cache

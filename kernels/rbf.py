@@ -32,6 +32,7 @@ import triton
 import triton.language as tl
 
 # isort: on
+from kernels._autotune import fit_to_problem
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 REDUCTIONS = ("mean", "sum", "none")
@@ -413,16 +414,9 @@ def _grad_configs() -> list[triton.Config]:
 
 
 def _prune_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Drop tiles far larger than the problem (K=10 needs no 128-wide K tile)."""
-
-    def fits(cfg: triton.Config) -> bool:
-        kw = cfg.kwargs
-        ok = kw["BLOCK_K"] <= max(16, triton.next_power_of_2(named_args["K"]))
-        ok &= kw["BLOCK_B"] <= max(16, triton.next_power_of_2(named_args["B"]))
-        return ok and kw.get("BLOCK_DO", 0) <= max(16, triton.next_power_of_2(named_args["D"]))
-
-    kept = [c for c in configs if fits(c)]
-    return kept or [min(configs, key=lambda c: c.kwargs["BLOCK_B"] * c.kwargs["BLOCK_K"])]
+    """Tiles no wider than the problem (K=10 needs no 128-wide K tile)."""
+    sizes = {"BLOCK_B": named_args["B"], "BLOCK_K": named_args["K"], "BLOCK_DO": named_args["D"]}
+    return fit_to_problem(configs, sizes)
 
 
 def _autotuned(kernel: triton.JITFunction, configs: list[triton.Config]):

@@ -9,8 +9,6 @@ from typing import Any
 
 from torch import nn
 
-from bench.errors import UserError
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -85,6 +83,13 @@ _SPECS = [
 REGISTRY: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
 
 
+class UnknownModelError(KeyError):
+    """A model name the registry does not hold (the CLI turns it into exit status 2)."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0])
+
+
 def names() -> list[str]:
     return list(REGISTRY)
 
@@ -93,7 +98,7 @@ def get(name: str) -> ModelSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise UserError(
+        raise UnknownModelError(
             f"unknown model {name!r}; registered models: {', '.join(REGISTRY)}"
         ) from None
 

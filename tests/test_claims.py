@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.claims import COLUMNS, EXAMPLE_WORKLOAD, evaluate_claims
+from bench.checking.claims import COLUMNS, EXAMPLE_WORKLOAD, evaluate_claims
 
 REQUIRED = [
     "dw-cost-formulas", "dw-ratio-exact", "dw-ratio-large-r", "cifar-conv-3-32-params",

@@ -1,6 +1,6 @@
-"""bench.datasets: the real torchvision MNIST / CIFAR-10 loaders on small files written here in
-the real formats (IDX; CIFAR's python pickles), the digits split, and clear errors for missing or
-corrupt files. The writers are imported by test_train.py too."""
+"""bench.experiments.datasets: the real torchvision MNIST / CIFAR-10 loaders on small files
+written here in the real formats (IDX; CIFAR's python pickles), the digits split, and clear
+errors for missing or corrupt files. The writers are imported by test_train.py too."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import torch
 from torchvision.datasets import CIFAR10
 from torchvision.transforms.v2 import functional as TF
 
-from bench import datasets
 from bench.cli import main
 from bench.errors import UserError
+from bench.experiments import datasets
 
 # --------------------------------------------------------------------------- format writers
 
@@ -103,7 +103,7 @@ def _md5(path: Path) -> str:
 @pytest.mark.parametrize("gz", [False, True], ids=["idx", "idx.gz"])
 def test_mnist_loads_the_written_idx_files(tmp_path: Path, gz: bool) -> None:
     arrays = write_mnist(tmp_path, gz=gz)
-    # torchvision.datasets.MNIST reads the files (after bench.datasets decompresses any .gz).
+    # torchvision.datasets.MNIST reads the files (after our loader decompresses any .gz).
     data = datasets.load("mnist", tmp_path, download=False)
     assert data.train_images.shape == (60, 1, 28, 28) and data.test_images.shape == (20, 1, 28, 28)
     assert np.array_equal(data.train_images[:, 0].numpy(), arrays["train-images-idx3-ubyte"])

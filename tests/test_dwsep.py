@@ -10,9 +10,11 @@ import torch
 from tolerances import tolerance
 
 import kernels
+from bench.measuring.operators import DWSEP
+from bench.measuring.operators.dwsep_baselines import build_baselines, depthwise_conv_backend
 from kernels import _runtime
 from kernels.dwsep import DTYPES
-from kernels.reference import depthwise_conv_backend, dwsep_providers, dwsep_reference
+from kernels.reference import dwsep_reference
 
 F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
 DEVICE = "cpu" if _runtime.INTERPRET else "cuda"
@@ -185,10 +187,10 @@ def test_autotune_pruning_fits_tiles_to_the_problem() -> None:
     assert len(dwsep._prune_configs(configs, {"P": 10**6, "C": 960, "COUT": 320})) == 5
 
 
-# ---- the baselines in kernels.reference ------------------------------------------------
+# ---- the baselines the harness times ------------------------------------------------------
 
-PROVIDER_NAMES = ["eager_nchw", "eager_channels_last", "eager_folded", "compile_default",
-                  "compile_max_autotune"]  # fmt: skip
+PROVIDER_NAMES = DWSEP.names("eager", "compile")
+EAGER_NAMES = DWSEP.names("eager")
 KNOWN_BACKENDS = {"cudnn", "native-depthwise", "oneDNN", "aten-cpu", "inductor"}
 PROVIDER_CASE = Case(2, 7, 13, 9, 11, k=5, stride=2, activation="relu6", pw_activation="relu",
                      gain=4.0)  # fmt: skip
@@ -196,9 +198,9 @@ PROVIDER_CASE = Case(2, 7, 13, 9, 11, k=5, stride=2, activation="relu6", pw_acti
 
 def _provider_check(name: str, bn_modules: bool = True, case: Case = PROVIDER_CASE) -> str:
     (x, dw_weight, pw_weight), kwargs = make_inputs(case, device="cpu")
-    providers = dwsep_providers(dw_weight, pw_weight, bn_modules=bn_modules, **kwargs)
-    assert [p.name for p in providers] == PROVIDER_NAMES
-    provider = {p.name: p for p in providers}[name]
+    providers = build_baselines(dw_weight, pw_weight, bn_modules=bn_modules, **kwargs)
+    assert list(providers) == PROVIDER_NAMES
+    provider = providers[name]
     assert provider.backend in KNOWN_BACKENDS
     out = provider.fn(x.contiguous(memory_format=provider.memory_format))
     assert out.is_contiguous(memory_format=provider.memory_format)
@@ -209,25 +211,25 @@ def _provider_check(name: str, bn_modules: bool = True, case: Case = PROVIDER_CA
 
 
 @pytest.mark.parametrize("bn_modules", [True, False], ids=["bn-modules", "mul-add"])
-@pytest.mark.parametrize("name", PROVIDER_NAMES[:3])
+@pytest.mark.parametrize("name", EAGER_NAMES)
 def test_eager_providers_match_reference(name: str, bn_modules: bool) -> None:
     _provider_check(name, bn_modules)
 
 
 def test_eager_providers_bfloat16_and_partial_affine() -> None:
     case = replace(PROVIDER_CASE, dtype=BF16, affine="shifts", pw_activation=None)
-    for name in PROVIDER_NAMES[:3]:
+    for name in EAGER_NAMES:
         _provider_check(name, case=case)
 
 
 def test_compile_default_provider_matches_reference() -> None:
     # Inductor's first compile: ~5-12 s on the 2-core CPU machine, so one case only.
-    assert _provider_check("compile_default") == "inductor"
+    assert _provider_check(DWSEP.names("compile")[0]) == "inductor"
 
 
 @pytest.mark.slow
 def test_compile_max_autotune_provider_matches_reference() -> None:
-    assert _provider_check("compile_max_autotune") == "inductor"
+    assert _provider_check(DWSEP.names("compile")[1]) == "inductor"
 
 
 def test_depthwise_conv_backend_names_torch_choice() -> None:

@@ -26,7 +26,7 @@ def test_mobilenet_v2_builds_without_weights():
 
 
 def test_unknown_model_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"unknown model 'lenet6'.*lenet5"):
+    with pytest.raises(KeyError, match=r"unknown model 'lenet6'.*lenet5"):
         registry.get("lenet6")
 
 

@@ -11,14 +11,11 @@ import torch
 from tolerances import tolerance
 
 import kernels
+from bench.measuring.operators import RBF, RBF_LOSS
+from bench.measuring.operators.rbf_distance import distance_baselines
+from bench.measuring.operators.rbf_loss import doc002_loss, loss_baselines
 from kernels import _runtime
-from kernels.reference import (
-    rbf_distance_providers,
-    rbf_distance_reference,
-    rbf_loss_doc002,
-    rbf_loss_providers,
-    rbf_loss_reference,
-)
+from kernels.reference import rbf_distance_reference, rbf_loss_reference
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 REDUCTIONS = ("mean", "sum", "none")
@@ -77,7 +74,7 @@ def test_plain_expansion_fails_far_from_origin(baseline):
     x = _randn(37, 20, seed=1, offset=FAR_OFFSET).float()
     centers = _randn(13, 20, seed=2, offset=FAR_OFFSET).float()
     ref = rbf_distance_reference(x.double(), centers.double())
-    fn = {p.name: p.fn for p in rbf_distance_providers(centers)}[baseline]
+    fn = distance_baselines(centers)[baseline]
     assert _max_rel_err(fn(x), ref) > 100 * FAR_RTOL
 
 
@@ -171,7 +168,7 @@ def test_loss_is_stable_where_document_002_overflows():
     centers = _randn(10, 12, seed=16).float()
     target = torch.arange(7, device=DEVICE)
     x = _randn(7, 12, seed=17).float()
-    naive = rbf_loss_doc002(rbf_distance_reference(x, centers), target, j=-120.0)
+    naive = doc002_loss(rbf_distance_reference(x, centers), target, j=-120.0)
     assert not torch.isfinite(naive)
     got = kernels.rbf_loss(x, centers, target, j=-120.0)
     ref = rbf_loss_reference(x.double(), centers.double(), target, j=-120.0)
@@ -232,12 +229,11 @@ def test_target_of_shape_b_by_1_is_accepted():
 def test_distance_baselines_match_float64():
     x, centers = _randn(9, 20, seed=23).float(), _randn(5, 20, seed=24).float()
     ref = rbf_distance_reference(x.double(), centers.double())
-    providers = rbf_distance_providers(centers)
-    assert [p.name for p in providers] == [
-        "broadcast", "cdist_mm", "cdist_exact", "expansion_mm", "compile_broadcast",
-    ]  # fmt: skip
-    for p in providers[:-1]:  # compile_broadcast: in the slow test below
-        torch.testing.assert_close(p.fn(x).double(), ref, **tolerance(x.dtype), msg=p.name)
+    providers = distance_baselines(centers)
+    assert list(providers) == RBF.names("eager", "compile")
+    for name in RBF.names("eager"):  # compile_broadcast: in the slow test below
+        got = providers[name](x).double()
+        torch.testing.assert_close(got, ref, **tolerance(x.dtype), msg=name)
 
 
 def test_loss_baselines_match_float64():
@@ -245,22 +241,23 @@ def test_loss_baselines_match_float64():
     target = torch.arange(7, device=DEVICE) % 10
     x = _randn(7, 12, seed=26).float()
     ref = rbf_loss_reference(x.double(), centers.double(), target)
-    providers = rbf_loss_providers(centers, target)
-    assert [p.name for p in providers] == ["doc002_eager", "eager_stable", "compile"]
-    for p in providers[:-1]:
-        torch.testing.assert_close(p.fn(x).double(), ref, **tolerance(x.dtype), msg=p.name)
+    providers = loss_baselines(centers, target)
+    assert list(providers) == RBF_LOSS.names("eager", "compile")
+    for name in RBF_LOSS.names("eager"):
+        got = providers[name](x).double()
+        torch.testing.assert_close(got, ref, **tolerance(x.dtype), msg=name)
 
 
 @pytest.mark.slow
 def test_compiled_baselines_match_float64():
     x, centers = _randn(9, 20, seed=27).float(), _randn(5, 20, seed=28).float()
     target = torch.arange(9, device=DEVICE) % 5
-    dist = {p.name: p for p in rbf_distance_providers(centers)}["compile_broadcast"]
-    loss = {p.name: p for p in rbf_loss_providers(centers, target)}["compile"]
+    dist = distance_baselines(centers)[RBF.names("compile")[0]]
+    loss = loss_baselines(centers, target)[RBF_LOSS.names("compile")[0]]
     ref = rbf_distance_reference(x.double(), centers.double())
-    torch.testing.assert_close(dist.fn(x).double(), ref, **tolerance(x.dtype))
+    torch.testing.assert_close(dist(x).double(), ref, **tolerance(x.dtype))
     ref_loss = rbf_loss_reference(x.double(), centers.double(), target)
-    torch.testing.assert_close(loss.fn(x).double(), ref_loss, **tolerance(x.dtype))
+    torch.testing.assert_close(loss(x).double(), ref_loss, **tolerance(x.dtype))
 
 
 # ---------------------------------------------------------------------------------- models

@@ -8,9 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import formulas, report, runner
+from bench import commands, formulas
 from bench.errors import UserError
-from bench.suites import HEADLINE_ID
+from bench.measuring.results import COLUMNS, PEAKS_SUITE, add_derived, write_csv_atomic
+from bench.measuring.suites import HEADLINE_ID
+from bench.reporting import plots, summary
 
 BASELINES = {"documents": "standard_conv", "models": "torch"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -71,39 +73,39 @@ def fixture_frame(fused_latency: float | None = None) -> pd.DataFrame:
         _row("models", "lenet5_dw", "torch", 0.5),
         _row("models", "lenet5_dw", "triton", None, status="interpreter"),
     ]
-    return runner.add_derived(pd.DataFrame(rows, columns=runner.COLUMNS))
+    return add_derived(pd.DataFrame(rows, columns=COLUMNS))
 
 
 def _write(tmp_path: Path, df: pd.DataFrame) -> Path:
-    runner.write_csv_atomic(df, tmp_path / "results.csv")
+    write_csv_atomic(df, tmp_path / "results.csv")
     return tmp_path
 
 
 def test_plot_command_draws_every_plot_and_the_summary_from_the_csv(tmp_path: Path) -> None:
     folder = _write(tmp_path, fixture_frame())
-    assert report.cli_plot(argparse.Namespace(dir=str(folder))) == 0
-    for name in report.PLOTS:
+    assert commands.plot(argparse.Namespace(dir=str(folder))) == 0
+    for name in plots.PLOTS:
         data = (folder / name).read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 5000, name
-    summary = (folder / "summary.md").read_text()
-    for name in report.PLOTS:
-        assert f"]({name})" in summary
-    assert "Fixture CPU" in summary
-    assert "## Claims of the documents, checked" in summary
+    text = (folder / "summary.md").read_text()
+    for name in plots.PLOTS:
+        assert f"]({name})" in text
+    assert "Fixture CPU" in text
+    assert "## Claims of the documents, checked" in text
 
 
 def test_headline_table_uses_formulas_and_measured_ratios() -> None:
-    table = report.headline_table(fixture_frame()).iloc[0]
+    table = summary.headline_table(fixture_frame()).iloc[0]
     assert table["operation ratio (formulas)"] == f"{STD_MACS / SEP_MACS:.3g}x" == "8.69x"
     assert table["eager latency ratio"] == "1.5x"  # 3.0 ms / 2.0 ms
     assert table["fused latency ratio"] == "not measured on CPU (interpreter)"
     assert table["compile latency ratio"] == "not measured"
-    timed = report.headline_table(fixture_frame(fused_latency=0.5)).iloc[0]
+    timed = summary.headline_table(fixture_frame(fused_latency=0.5)).iloc[0]
     assert timed["fused latency ratio"] == "6x"
 
 
 def test_separable_ratios_pair_each_provider_with_its_standard_conv() -> None:
-    ratios = report.separable_ratios(fixture_frame()).set_index(["workload", "provider"])
+    ratios = plots.separable_ratios(fixture_frame()).set_index(["workload", "provider"])
     head = ratios.loc[(HEADLINE_ID, "eager_channels_last")]
     assert head["op_ratio"] == pytest.approx(STD_MACS / SEP_MACS)
     assert head["latency_ratio"] == pytest.approx(2.0)
@@ -113,39 +115,39 @@ def test_separable_ratios_pair_each_provider_with_its_standard_conv() -> None:
 
 
 def test_methodology_table_sets_naive_beside_honest() -> None:
-    table = report.methodology_table(fixture_frame())
+    table = summary.methodology_table(fixture_frame())
     assert table["naive / honest"].item() == pytest.approx(2.6 / 2.0)
 
 
 def test_fused_losses_only_from_data() -> None:
-    assert report.fused_losses(fixture_frame()).empty  # nothing timed: nothing claimed
+    assert summary.fused_losses(fixture_frame()).empty  # nothing timed: nothing claimed
     summary_frame = fixture_frame(fused_latency=1.8)  # slower than channels_last's 1.5 ms
-    losses = report.fused_losses(summary_frame)
+    losses = summary.fused_losses(summary_frame)
     assert losses["fastest other"].item() == "eager_channels_last"
     assert losses["fused / fastest"].item() == pytest.approx(1.8 / 1.5)
-    assert report.fused_losses(fixture_frame(fused_latency=1.0)).empty
+    assert summary.fused_losses(fixture_frame(fused_latency=1.0)).empty
 
 
 def test_summary_lists_rows_that_did_not_run_and_says_when_nothing_fused_was_timed(
     tmp_path: Path,
 ) -> None:
     df = fixture_frame()
-    summary = report.write_summary(df, tmp_path).read_text()
-    assert "RuntimeError: boom" in summary
-    assert "No fused-kernel latency was measured on this device" in summary
-    summary = report.write_summary(fixture_frame(fused_latency=1.8), tmp_path).read_text()
-    assert "eager_channels_last" in summary.split("## Where the fused kernels lose")[1]
+    text = summary.write_summary(df, tmp_path).read_text()
+    assert "RuntimeError: boom" in text
+    assert "No fused-kernel latency was measured on this device" in text
+    text = summary.write_summary(fixture_frame(fused_latency=1.8), tmp_path).read_text()
+    assert "eager_channels_last" in text.split("## Where the fused kernels lose")[1]
 
 
 def test_plots_survive_a_csv_with_no_measurements(tmp_path: Path) -> None:
     df = fixture_frame()
-    folder = _write(tmp_path, df[df["suite"] == runner.PEAKS_SUITE])
-    paths = report.write_report(folder)
+    folder = _write(tmp_path, df[df["suite"] == PEAKS_SUITE])
+    paths = summary.write_report(folder)
     assert all(p.exists() for p in paths)
 
 
 def test_plot_refuses_a_folder_without_results(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a directory"):
-        report.cli_plot(argparse.Namespace(dir=str(tmp_path / "missing")))
+        commands.plot(argparse.Namespace(dir=str(tmp_path / "missing")))
     with pytest.raises(UserError, match="no results file"):
-        report.cli_plot(argparse.Namespace(dir=str(tmp_path)))
+        commands.plot(argparse.Namespace(dir=str(tmp_path)))

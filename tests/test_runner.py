@@ -12,10 +12,13 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import runner, timing
+from bench import commands
 from bench.errors import UserError
-from bench.providers import Case, Prepared, Unavailable
-from bench.suites import RbfShape, Workload
+from bench.measuring import provenance, runner, timing
+from bench.measuring.operators import Case, Prepared, Provider, Unavailable
+from bench.measuring.pytest_benchmark import rows_from_pytest_benchmark
+from bench.measuring.results import COLUMNS, KEY, PEAKS_SUITE
+from bench.measuring.suites import RbfShape, Workload
 
 # the DESIGN.md results.csv contract
 DESIGN_COLUMNS = [
@@ -49,7 +52,10 @@ def _fake_cases(providers: dict) -> callable:
     """cases_for replacement: provider name -> prepare callable, all on WORKLOAD."""
 
     def cases_for(workload: Workload, device: str, dtype: torch.dtype) -> list[Case]:
-        return [Case(workload, name, dtype, prep) for name, prep in providers.items()]
+        return [
+            Case(workload, Provider(name, "eager", prep, "test"), dtype, prep)
+            for name, prep in providers.items()
+        ]
 
     return cases_for
 
@@ -78,7 +84,7 @@ def test_kill_mid_run_then_rerun_loses_and_duplicates_nothing(
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path)
     saved = pd.read_csv(tmp_path / "results.csv")
-    work = saved[saved["suite"] != runner.PEAKS_SUITE]
+    work = saved[saved["suite"] != PEAKS_SUITE]
     assert list(work["provider"]) == ["p0", "p1", "p2"]  # everything finished was kept
     assert not list(tmp_path.glob(".*.tmp"))  # no temp file left behind
     first_timestamps = dict(zip(work["provider"], work["timestamp"], strict=True))
@@ -87,10 +93,10 @@ def test_kill_mid_run_then_rerun_loses_and_duplicates_nothing(
     calls.clear()
     df = _run(tmp_path)
     assert calls == ["p3", "p4", "p5"]  # finished rows were not measured again
-    work = df[df["suite"] != runner.PEAKS_SUITE]
+    work = df[df["suite"] != PEAKS_SUITE]
     assert sorted(work["provider"]) == names
-    assert not df.duplicated(subset=list(runner.KEY)).any()
-    assert (df["suite"] == runner.PEAKS_SUITE).sum() == 2  # peaks measured once, kept
+    assert not df.duplicated(subset=list(KEY)).any()
+    assert (df["suite"] == PEAKS_SUITE).sum() == 2  # peaks measured once, kept
     for name, stamp in first_timestamps.items():
         assert work.loc[work["provider"] == name, "timestamp"].item() == stamp
 
@@ -143,7 +149,7 @@ def test_failures_become_rows_and_the_run_goes_on(
     # failed rows are retried on a rerun (a kernel may have arrived) and replace the old ones
     providers["missing"] = _prepared
     df = _run(tmp_path)
-    assert not df.duplicated(subset=list(runner.KEY)).any()
+    assert not df.duplicated(subset=list(KEY)).any()
     assert df.set_index("provider").loc["missing", "status"] == "ok"
 
 
@@ -153,7 +159,7 @@ def test_csv_schema_full_precision_and_derived_columns(
     monkeypatch.setattr(runner, "cases_for", _fake_cases({"broadcast": _prepared, "b": _prepared}))
     df = _run(tmp_path, size="smoke")
     loaded = pd.read_csv(tmp_path / "results.csv")
-    assert list(loaded.columns) == runner.COLUMNS
+    assert list(loaded.columns) == COLUMNS
     assert set(DESIGN_COLUMNS) <= set(loaded.columns)
     ok = loaded[loaded["status"] == "ok"].set_index("provider")
     # floats round-trip exactly: nothing was rounded on the way to disk
@@ -197,7 +203,7 @@ def _benchmark_json(tmp_path: Path, samples: bool) -> Path:
 
 @pytest.mark.parametrize("samples", [True, False])
 def test_pytest_benchmark_json_converts_to_rows(tmp_path: Path, samples: bool) -> None:
-    df = runner.rows_from_pytest_benchmark(_benchmark_json(tmp_path, samples)).set_index("provider")
+    df = rows_from_pytest_benchmark(_benchmark_json(tmp_path, samples)).set_index("provider")
     fused = df.loc["triton_fused"]
     assert fused["latency_ms_p50"] == pytest.approx(1.0)
     if samples:
@@ -224,26 +230,26 @@ def test_bad_json_and_bad_cli_input_are_user_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"benchmarks": [{"name": "x", "extra_info": {}}]}))
     with pytest.raises(UserError, match="lacks extra_info"):
-        runner.rows_from_pytest_benchmark(bad)
+        rows_from_pytest_benchmark(bad)
     bad.write_text("not json")
     with pytest.raises(UserError, match="cannot read"):
-        runner.rows_from_pytest_benchmark(bad)
+        rows_from_pytest_benchmark(bad)
     args = argparse.Namespace(
         suite=["nope"], size="quick", device="cpu", out=str(tmp_path), fresh=False,
         from_pytest_benchmark=None,
     )  # fmt: skip
     with pytest.raises(UserError, match="unknown suite"):
-        runner.cli_report(args)
+        commands.report(args)
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA device"):
-            runner.resolve_device("cuda")
+            provenance.resolve_device("cuda")
 
 
 def test_device_slug_and_default_out() -> None:
-    assert runner.device_slug("cpu") == "cpu"
-    assert runner.device_slug("cuda", "NVIDIA H200") == "h200"
-    assert runner.device_slug("cuda", "NVIDIA H100 80GB HBM3") == "h100-80gb-hbm3"
-    assert runner.default_out("cpu").parts[-2:] == ("reports", "cpu")
+    assert provenance.device_slug("cpu") == "cpu"
+    assert provenance.device_slug("cuda", "NVIDIA H200") == "h200"
+    assert provenance.device_slug("cuda", "NVIDIA H100 80GB HBM3") == "h100-80gb-hbm3"
+    assert provenance.default_out("cpu").parts[-2:] == ("reports", "cpu")
 
 
 def test_smoke_report_end_to_end_on_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -252,11 +258,11 @@ def test_smoke_report_end_to_end_on_cpu(tmp_path: Path, monkeypatch: pytest.Monk
         suite=None, size="smoke", device="cpu", out=str(tmp_path), fresh=True,
         from_pytest_benchmark=None,
     )  # fmt: skip
-    assert runner.cli_report(args) == 0
+    assert commands.report(args) == 0
     df = pd.read_csv(tmp_path / "results.csv")
-    work = df[df["suite"] != runner.PEAKS_SUITE]
+    work = df[df["suite"] != PEAKS_SUITE]
     assert set(work["suite"]) == {"documents", "mobilenet", "lenet", "rbf", "models"}
-    assert not work.duplicated(subset=list(runner.KEY)).any()
+    assert not work.duplicated(subset=list(KEY)).any()
     ok = work[work["status"] == "ok"]
     assert {"standard_conv", "eager_nchw", "broadcast", "mm_same_size", "torch"} <= set(
         ok["provider"]

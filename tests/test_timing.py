@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from bench import roofline, timing
+from bench.measuring import provenance, roofline, timing
 
 SLEEP_MS = 10.0
 
@@ -69,7 +69,7 @@ def test_other_bad_arguments() -> None:
     with pytest.raises(ValueError, match="calls must be"):
         timing.naive_host_clock(lambda: None, calls=0)
     with pytest.raises(ValueError, match="threads must be"):
-        timing.set_threads(0)
+        provenance.set_threads(0)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="cuda"):
             timing.synchronize("cuda")
@@ -78,8 +78,8 @@ def test_other_bad_arguments() -> None:
 def test_set_threads_fixes_and_reports_the_count() -> None:
     before = torch.get_num_threads()
     try:
-        assert timing.set_threads(1) == 1 == torch.get_num_threads()
-        assert timing.set_threads(None) == 1
+        assert provenance.set_threads(1) == 1 == torch.get_num_threads()
+        assert provenance.set_threads(None) == 1
     finally:
         torch.set_num_threads(before)
 

@@ -1,20 +1,26 @@
-"""The report's workloads as a pytest-benchmark suite, parametrized from bench.suites.
+"""The report's workloads as a pytest-benchmark suite, parametrized from bench.measuring.suites.
 
 `make bench` (or `pytest tests/benchmarks --benchmark-enable --benchmark-only`) times the quick
 suite on this machine's device; `--benchmark-json FILE` output converts with
-`sepbench report --from-pytest-benchmark FILE`. Under `make test` (--benchmark-disable) only the
-tiny "smoke" cases run, each body once; the quick cases skip.
+`sepbench report --from-pytest-benchmark FILE`. Each case goes through the runner's own
+measure_case (prepare, check against float64, time), with the pytest-benchmark fixture as its
+timer, so a benchmark row and a report row are built by one function. Under `make test`
+(--benchmark-disable) only the tiny "smoke" cases run, each body once; the quick cases skip.
 """
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 from tolerances import TOLERANCES
 
-from bench import runner, timing
-from bench.providers import Unavailable, baseline_of, cases_for, max_rel_err
-from bench.suites import build_suites
+from bench.measuring import runner
+from bench.measuring.operators import cases_for, family_of
+from bench.measuring.provenance import environment
+from bench.measuring.pytest_benchmark import EXTRA_FIELDS, benchmark_timer
+from bench.measuring.suites import build_suites
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -37,54 +43,27 @@ def _cases(size: str) -> list:
 def test_workload(benchmark, case, size) -> None:
     if size != "smoke" and benchmark.disabled:
         pytest.skip("quick-suite benchmark: run with --benchmark-enable (make bench)")
-    if case.provider == "naive_host_clock":
+    if family_of(case.provider) == "methodology":
         pytest.skip("document 001's host-clock method is a report-only methodology row")
-    try:
-        prepared = case.prepare()
-    except Unavailable as err:
-        pytest.skip(f"unavailable: {err}")
-    env = runner.environment(DEVICE)
-    # the first call absorbs compilation / autotuning and is the correctness check
-    result = prepared.fn()
-    timing.synchronize(DEVICE)
-    err = max_rel_err(result, prepared.oracle()) if prepared.oracle else float("nan")
-    rtol, atol = TOLERANCES[case.dtype]
-    # whole models compound one rounding per layer (MobileNetV2: ~50): 10x the per-op budget
-    bound = (rtol + atol) * (10 if case.workload.kind == "model" else 1)
-    assert err <= bound, f"{case.provider}: max_rel_err {err:.3g} > {bound:.3g}"
     workload = case.workload
     benchmark.group = f"{workload.suite}/{workload.id}/N{workload.batch}"
-    benchmark.extra_info.update(
-        suite=workload.suite,
-        workload=workload.id,
-        provider=case.provider,
-        dtype=str(case.dtype).removeprefix("torch."),
-        batch=workload.batch,
-        shape=runner.describe_shape(workload),
-        macs=prepared.macs,
-        macs_fvcore=prepared.macs_fvcore,
-        bytes=prepared.nbytes,
-        max_rel_err=err,
-        backend=prepared.backend,
-        layout=prepared.layout,
-        baseline=baseline_of(workload.kind),
-        note=prepared.note,
-        **env,
+    row = runner.measure_case(
+        case, DEVICE, environment(DEVICE), timer=benchmark_timer(benchmark, DEVICE)
     )
-    if prepared.mode == "interpreter":
-        benchmark.extra_info["status"] = "interpreter"
-        if benchmark.disabled:
-            return  # the smoke run's point: the correctness check above passed
-        pytest.skip("Triton interpreter: correctness checked above, no latency to measure")
-
-    def timed() -> object:
-        out = prepared.fn()
-        timing.synchronize(DEVICE)  # the clock stops after the device finishes
-        return out
-
-    benchmark(timed)
-    benchmark.extra_info["status"] = "ok"
-    stats = getattr(benchmark, "stats", None)
-    if stats is not None and stats.stats.median > 0:
-        benchmark.extra_info["gbps"] = prepared.nbytes / stats.stats.median / 1e9
-        benchmark.extra_info["tflops"] = 2 * prepared.macs / stats.stats.median / 1e12
+    benchmark.extra_info.update({k: row.get(k) for k in EXTRA_FIELDS})
+    if row["status"] == "unavailable":
+        pytest.skip(f"unavailable: {row['message']}")
+    assert row["status"] in ("ok", "interpreter"), row.get("message")
+    rtol, atol = TOLERANCES[case.dtype]
+    # whole models compound one rounding per layer (MobileNetV2: ~50): 10x the per-op budget
+    bound = (rtol + atol) * (10 if workload.kind == "model" else 1)
+    assert row["max_rel_err"] <= bound, f"{case.provider}: max_rel_err {row['max_rel_err']:.3g}"
+    if row["status"] == "interpreter" and not benchmark.disabled:
+        pytest.skip("Triton interpreter: correctness checked, no latency to measure")
+    if row["status"] == "ok" and not benchmark.disabled:
+        assert row["latency_ms_p20"] <= row["latency_ms_p50"] <= row["latency_ms_p80"]
+        seconds = row["latency_ms_p50"] * 1e-3
+        benchmark.extra_info["gbps"] = row["bytes"] / seconds / 1e9
+        benchmark.extra_info["tflops"] = 2 * row["macs"] / seconds / 1e12
+    elif row["status"] == "ok":
+        assert math.isnan(row["latency_ms_p50"])  # --benchmark-disable: ran once, untimed

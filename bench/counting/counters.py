@@ -32,6 +32,8 @@ with warnings.catch_warnings():
 
 from bench import formulas
 from bench.errors import UserError
+from models import registry
+from models.lenet5 import EuclideanRBF, SparseConv2d, Subsampling
 
 COLUMNS = [
     "layer", "type", "out_shape", "params", "macs_formula", "macs_fvcore", "flops_torch",
@@ -74,9 +76,6 @@ def _pool_window(kernel: int | tuple[int, int]) -> int:
 
 def _count_leaf(m: nn.Module, out: torch.Size) -> LayerCount:
     """Formula MACs and paper connections for one leaf module given its output shape."""
-    # Imported here: models/ imports bench.errors, and counting must not import models at load.
-    from models.lenet5 import EuclideanRBF, SparseConv2d, Subsampling
-
     if isinstance(m, nn.Conv2d):
         return _conv(m, out)
     if isinstance(m, nn.Linear):
@@ -128,6 +127,23 @@ def _count_leaf(m: nn.Module, out: torch.Size) -> LayerCount:
     raise UserError(f"no counting rule for layer type {type(m).__name__}")
 
 
+def fvcore_analysis(module: nn.Module, *inputs: torch.Tensor) -> FlopCountAnalysis:
+    """fvcore's counter on ``module(*inputs)``, its warnings about ops it skips silenced (the
+    notes of our rows say what each counter skips). fvcore's unit is one multiply-add."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fvcore's tracer warns about torch.jit deprecation
+        analysis = FlopCountAnalysis(module, inputs)
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        analysis.total()  # runs the trace now, inside the silenced block
+    return analysis
+
+
+def fvcore_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """fvcore's total multiply-adds of ``module(*inputs)``."""
+    return int(fvcore_analysis(module, *inputs).total())
+
+
 def _leaves(model: nn.Module) -> Iterable[tuple[str, nn.Module]]:
     """Modules without children; a model that is itself one layer is its own single leaf ("")."""
     return ((n, m) for n, m in model.named_modules() if not any(m.children()))
@@ -168,12 +184,8 @@ def count_model(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1) 
     root = type(model).__name__
     torch_counts = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fvcore's tracer warns about torch.jit deprecation
-        analysis = FlopCountAnalysis(model, x)
-        analysis.unsupported_ops_warnings(False)
-        analysis.uncalled_modules_warnings(False)
-        fv = analysis.by_module()
+    analysis = fvcore_analysis(model, x)
+    fv = analysis.by_module()
 
     modules = dict(leaves)
     rows = []
@@ -205,8 +217,6 @@ def count_model(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1) 
 
 
 def count_registered(name: str, batch: int = 1, **kwargs: object) -> pd.DataFrame:
-    from models import registry
-
     spec = registry.get(name)
     return count_model(spec.build(**kwargs), spec.input_shape, batch=batch)
 
@@ -217,27 +227,3 @@ def format_table(df: pd.DataFrame) -> str:
     for col in ("params", "macs_formula", "macs_fvcore", "flops_torch", "connections"):
         shown[col] = shown[col].map(lambda v: f"{int(v):,}")
     return shown.to_string(index=False)
-
-
-def write_csv(df: pd.DataFrame, path: str) -> None:
-    """Write a table to ``path``, turning an unwritable path into a clear UserError."""
-    try:
-        df.to_csv(path, index=False)
-    except OSError as err:
-        raise UserError(f"cannot write CSV to {path!r}: {err.strerror or err}") from None
-
-
-def cli_count(args) -> int:
-    if args.batch <= 0:
-        raise UserError(f"--batch must be a positive integer, got {args.batch}")
-    df = count_registered(args.model, batch=args.batch)
-    print(f"{args.model}: per-layer counts for a batch of {args.batch}")
-    print(
-        "MACs = multiply-accumulates (fvcore's unit); flops_torch = 2 per MAC; "
-        "connections = the 1998 paper's unit"
-    )
-    print(format_table(df))
-    if args.csv:
-        write_csv(df, args.csv)
-        print(f"wrote {args.csv}")
-    return 0

@@ -17,7 +17,10 @@ import torch
 from torch import nn
 
 from bench import formulas
+from bench.counting.counters import count_model, count_registered
 from bench.errors import UserError
+from bench.measuring.operators import DWSEP, MODEL
+from bench.measuring.suites import HEADLINE_ID
 
 COLUMNS = ["claim_id", "document", "statement", "claimed", "measured", "method", "verdict", "note"]
 
@@ -30,7 +33,7 @@ DOCS = {
 }
 
 # The latency claim reads this workload of the report's "documents" suite.
-EXAMPLE_WORKLOAD = "dwsep_128_256_k3_s1_32x32"
+EXAMPLE_WORKLOAD = HEADLINE_ID
 
 
 @dataclass
@@ -51,8 +54,6 @@ class Evidence:
 
     def counts(self, model: str) -> pd.DataFrame:
         if model not in self._counts:
-            from bench.counting import count_registered
-
             self._counts[model] = count_registered(model)
         return self._counts[model]
 
@@ -79,8 +80,6 @@ def _in_range(value: float, lo: float, hi: float) -> bool:
 
 
 def _fvcore_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
-    from bench.counting import count_model
-
     return int(count_model(module, input_shape).iloc[-1]["macs_fvcore"])
 
 
@@ -363,14 +362,13 @@ def _paired_latency(
 
 
 def _check_latency_8_7(ev: Evidence) -> Outcome:
-    method = f"measured median latency, workload {EXAMPLE_WORKLOAD}: standard_conv vs eager_nchw"
+    standard, eager = DWSEP.baseline.name, DWSEP.document.name
+    method = f"measured median latency, workload {EXAMPLE_WORKLOAD}: {standard} vs {eager}"
     rows = _ok_rows(ev)
     pair = (
         None
         if rows is None
-        else _paired_latency(
-            rows, (EXAMPLE_WORKLOAD, "standard_conv"), (EXAMPLE_WORKLOAD, "eager_nchw")
-        )
+        else _paired_latency(rows, (EXAMPLE_WORKLOAD, standard), (EXAMPLE_WORKLOAD, eager))
     )
     if pair is None:
         return _untested(
@@ -382,7 +380,7 @@ def _check_latency_8_7(ev: Evidence) -> Outcome:
     speedup = std / sep
     note = f"{where}; standard {std:.4f} ms, separable {sep:.4f} ms"
     fused = _paired_latency(
-        rows, (EXAMPLE_WORKLOAD, "standard_conv"), (EXAMPLE_WORKLOAD, "triton_fused")
+        rows, (EXAMPLE_WORKLOAD, standard), (EXAMPLE_WORKLOAD, DWSEP.names("fused")[0])
     )
     if fused is not None:
         note += f"; fused Triton kernel {fused[0] / fused[1]:.2f}x"
@@ -391,12 +389,13 @@ def _check_latency_8_7(ev: Evidence) -> Outcome:
 
 
 def _check_model_latency(ev: Evidence) -> Outcome:
-    method = "measured median latency of cifar_cnn vs cifar_cnn_dw (models suite, torch backend)"
+    eager = MODEL.baseline.name
+    method = f"measured median latency of cifar_cnn vs cifar_cnn_dw (models suite, {eager})"
     rows = _ok_rows(ev)
     pair = (
         None
         if rows is None
-        else _paired_latency(rows, ("cifar_cnn", "torch"), ("cifar_cnn_dw", "torch"))
+        else _paired_latency(rows, ("cifar_cnn", eager), ("cifar_cnn_dw", eager))
     )
     if pair is None:
         return _untested("a report's results.csv with the models suite", method)
@@ -761,18 +760,3 @@ def format_claims(df: pd.DataFrame) -> str:
     lines = [df[["claim_id", "verdict", "claimed", "measured"]].to_string(index=False), ""]
     lines += [f"{r.claim_id} [{r.verdict}]: {r.note}" for r in df.itertuples() if r.note]
     return "\n".join(lines)
-
-
-def cli_claims(args) -> int:
-    from bench.counting import write_csv
-
-    results = load_results(args.results) if args.results else None
-    training = load_training(args.training) if args.training else None
-    df = evaluate_claims(results, training)
-    print(format_claims(df))
-    counts = df["verdict"].value_counts()
-    print("\n" + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "refuted", "untested")))
-    if args.csv:
-        write_csv(df, args.csv)
-        print(f"wrote {args.csv}")
-    return 0

@@ -4,7 +4,8 @@ Suites: ``documents`` (every separable shape the documents name), ``mobilenet`` 
 Table 1 and MobileNetV2 dw->pw layer shapes at 224x224), ``lenet`` (LeNet-5's convolutions as
 separable blocks and its 84 -> 10 RBF layer), ``rbf`` (distance and loss over a size sweep),
 ``models`` (whole networks). Sizes: ``quick`` (the default report), ``full`` and ``smoke`` (a tiny
-hidden size for tests). Providers are chosen in bench.providers; here only shapes live.
+hidden size for tests). Providers are chosen by the operators (bench.measuring.operators);
+here only shapes live.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench.formulas import conv_out_size
+from bench.measuring.provenance import DEVICES
 
 SUITES = ("documents", "mobilenet", "lenet", "rbf", "models")
 SIZES = ("quick", "full", "smoke")
@@ -43,6 +45,12 @@ class DwsepShape:
             conv_out_size(self.w, self.kernel, self.stride, self.pad),
         )
 
+    def describe(self, batch: int) -> str:
+        return (
+            f"N{batch} C{self.in_ch}->{self.out_ch} {self.h}x{self.w} k{self.kernel} "
+            f"s{self.stride} p{self.pad} act={self.activation} pw_act={self.pw_activation}"
+        )
+
     @property
     def id(self) -> str:
         base = f"dwsep_{self.in_ch}_{self.out_ch}_k{self.kernel}_s{self.stride}_{self.h}x{self.w}"
@@ -59,6 +67,9 @@ class RbfShape:
     centers: int
     loss: bool = False
 
+    def describe(self, batch: int) -> str:
+        return f"B{self.batch} D{self.dim} K{self.centers}" + (" fwd+bwd" if self.loss else "")
+
     @property
     def id(self) -> str:
         prefix = "rbfloss" if self.loss else "rbf"
@@ -70,6 +81,9 @@ class ModelShape:
     """A registered model (models.registry) at its own input shape."""
 
     name: str
+
+    def describe(self, batch: int) -> str:
+        return f"N{batch} model {self.name}"
 
     @property
     def id(self) -> str:
@@ -95,6 +109,10 @@ class Workload:
     @property
     def id(self) -> str:
         return self.shape.id
+
+    def describe(self) -> str:
+        """The shape column of a results row: sizes, batch and options in one line."""
+        return self.shape.describe(self.batch)
 
     @property
     def kind(self) -> str:
@@ -266,8 +284,8 @@ def build_suite(name: str, size: str = "quick", device: str = "cpu") -> list[Wor
         raise ValueError(f"unknown suite {name!r}; suites are {', '.join(SUITES)}")
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; sizes are {', '.join(SIZES)}")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES} (resolved), got {device!r}")
     return _BUILDERS[name](size, device)
 
 

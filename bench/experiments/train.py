@@ -21,7 +21,6 @@ import inspect
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,8 +32,11 @@ from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DistributedSampler
 from tqdm import tqdm
 
-from bench import datasets
+from bench.counting.counters import fvcore_macs
 from bench.errors import UserError
+from bench.experiments import datasets
+from bench.measuring import timing
+from bench.measuring.provenance import device_name, resolve_device
 from models import registry
 
 
@@ -209,11 +211,8 @@ def _init_process_group(ctx: _Dist, device: torch.device) -> None:
 
 
 def _resolve_device(requested: str, ctx: _Dist) -> torch.device:
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise UserError(
-            "--device cuda was asked for but no CUDA device is available; use --device cpu or auto"
-        )
-    if requested == "cpu" or not torch.cuda.is_available():
+    """The training device; under torchrun each rank takes its LOCAL_RANK's GPU."""
+    if resolve_device(requested) == "cpu":
         return torch.device("cpu")
     if ctx.world > 1:
         torch.cuda.set_device(ctx.local_rank)
@@ -536,26 +535,18 @@ def plot_training_curves(runs: dict[str, str | Path], path: str | Path, title: s
 
 
 def count_cost(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[int, int]:
-    """(parameters, MACs per sample): fvcore's FlopCountAnalysis total on a batch-1 input, whose
-    unit is one multiply-add. Counted on CPU in eval mode."""
-    with warnings.catch_warnings():  # fvcore's import jit-scripts its focal loss: FutureWarning
-        warnings.simplefilter("ignore", FutureWarning)
-        from fvcore.nn import FlopCountAnalysis
-
+    """(parameters, MACs per sample): fvcore's total on a batch-1 input, whose unit is one
+    multiply-add. Counted on CPU in eval mode."""
     params = sum(p.numel() for p in model.parameters())
     probe = copy.deepcopy(model).to("cpu").eval()
-    analysis = FlopCountAnalysis(probe, torch.zeros(1, *input_shape))
-    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    return params, int(analysis.total())
+    return params, fvcore_macs(probe, torch.zeros(1, *input_shape))
 
 
 def inference_latency_ms(
     model: nn.Module, input_shape: tuple[int, int, int], device: torch.device
 ) -> float:
-    """Median batch-1 eval latency via bench.timing (CUDA: do_bench with events and L2 flush;
-    CPU: torch.utils.benchmark blocked_autorange); warm-up calls are discarded."""
-    from bench.timing import time_callable
-
+    """Median batch-1 eval latency via bench.measuring.timing (CUDA: do_bench with events and
+    L2 flush; CPU: torch.utils.benchmark blocked_autorange); warm-up calls are discarded."""
     model = model.to(device).eval()
     x = torch.randn(1, *input_shape, device=device)
 
@@ -563,11 +554,7 @@ def inference_latency_ms(
         with torch.inference_mode():
             return model(x)
 
-    return time_callable(forward, device, warmup_calls=3).p50_ms
-
-
-def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return timing.time_callable(forward, device, warmup_calls=3).p50_ms
 
 
 def comparison_row(result: TrainResult, spec: registry.ModelSpec, dataset: str) -> dict:
@@ -594,30 +581,22 @@ def comparison_row(result: TrainResult, spec: registry.ModelSpec, dataset: str) 
     }
 
 
-# ----------------------------------------------------------------------------------------- CLI
+# ------------------------------------------------------------------------------ entry points
 
 
-def _finish_distributed() -> None:
+def finish_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
 
 
-def cli_train(args: argparse.Namespace) -> int:
-    cfg = make_config(args, args.model)
-    try:
-        result = train(cfg)
-    finally:
-        _finish_distributed()
-    acc = result.test_accuracy
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(
-            f"final test accuracy: {acc:.4f} ({100 * acc:.2f}%) after epoch "
-            f"{int(result.metrics['epoch'].iloc[-1])}; metrics in {result.out / 'metrics.csv'}"
-        )
-    return 0
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
-def cli_compare_training(args: argparse.Namespace) -> int:
+def compare_pair(args: argparse.Namespace) -> tuple[pd.DataFrame, Path] | None:
+    """Train the standard/depthwise pair ``args.pair`` on one dataset; write comparison.csv,
+    comparison.md and comparison.png into the output folder and return (table, folder). Under
+    torchrun, ranks other than 0 train and return None."""
     names = [args.pair, f"{args.pair}_dw"]
     first = make_config(args, names[0], out=".")
     out = Path(args.out or Path("runs") / f"compare-{args.pair}-{first.dataset}")
@@ -629,12 +608,12 @@ def cli_compare_training(args: argparse.Namespace) -> int:
             )
             result = train(cfg)
             curves[name] = result.out / "metrics.csv"
-            if int(os.environ.get("RANK", "0")) == 0:
+            if is_main_process():
                 rows.append(comparison_row(result, registry.get(name), cfg.dataset))
     finally:
-        _finish_distributed()
+        finish_distributed()
     if not rows:
-        return 0
+        return None
     table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     table.to_csv(out / "comparison.csv", index=False)
     notes = (
@@ -643,12 +622,11 @@ def cli_compare_training(args: argparse.Namespace) -> int:
         "macs are multiply-adds per image (fvcore, batch 1); time_per_epoch_s and images_per_s "
         "are training means over the epochs after the first (epoch 1 pays one-off warm-up); "
         f"inference_latency_ms is the median batch-1 eval forward on the {args.backend} backend "
-        "(bench.timing: CUDA events, or torch.utils.benchmark on CPU; warm-up discarded).\n"
+        "(bench.measuring.timing: CUDA events, or torch.utils.benchmark on CPU; warm-up "
+        "discarded).\n"
     )
     (out / "comparison.md").write_text(table.to_markdown(index=False, floatfmt="g") + "\n" + notes)
     plot_training_curves(
         curves, out / "comparison.png", title=f"{names[0]} vs {names[1]} on {first.dataset}"
     )
-    print(table.to_string(index=False))
-    print(f"wrote {out / 'comparison.csv'}, {out / 'comparison.md'}, {out / 'comparison.png'}")
-    return 0
+    return table, out

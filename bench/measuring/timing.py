@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.utils.benchmark as torch_benchmark
 
+from bench.measuring.provenance import resolve_device
+
 QUANTILES = (0.2, 0.5, 0.8)
 # p20 / p80 need a handful of blocks; blocked_autorange alone may stop after one slow block.
 MIN_CPU_SAMPLES = 5
@@ -46,15 +48,8 @@ class Peaks:
 
 
 def device_type(device: str | torch.device) -> str:
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        kind = str(device)
-    if kind not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
-    return kind
+    """ "cpu" or "cuda" for a device name or torch.device; a ValueError otherwise."""
+    return resolve_device(device)
 
 
 def synchronize(device: str | torch.device) -> None:
@@ -63,16 +58,7 @@ def synchronize(device: str | torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def set_threads(threads: int | None = None) -> int:
-    """Fix torch's intra-op thread count (default: leave it) and return the count in force."""
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
-
-
-def _percentiles(samples_ms: list[float]) -> tuple[float, float, float]:
+def percentiles(samples_ms: list[float]) -> tuple[float, float, float]:
     p20, p50, p80 = np.quantile(np.asarray(samples_ms, dtype=np.float64), QUANTILES)
     return float(p20), float(p50), float(p80)
 
@@ -113,7 +99,7 @@ def time_callable(
     while len(samples_ms) < MIN_CPU_SAMPLES:  # slow calls: one block fills min_run_time
         more = timer.timeit(measurement.number_per_run)
         samples_ms.extend(t * 1e3 for t in more.times)
-    p20, p50, p80 = _percentiles(samples_ms)
+    p20, p50, p80 = percentiles(samples_ms)
     return Timing(
         p20,
         p50,

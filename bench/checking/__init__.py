@@ -1,0 +1,1 @@
+"""Checking: every quantitative claim of the documents, with a verdict computed from numbers."""

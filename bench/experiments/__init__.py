@@ -1,0 +1,1 @@
+"""Experiments: the documents' training runs (recipes, datasets, the training loop)."""

@@ -1,0 +1,302 @@
+"""The dw-sep block operator: depthwise KxK -> BN -> act -> pointwise 1x1 -> BN -> act.
+
+Inputs: deterministic float64 tensors (x, both weights, a standard KxK weight, BN statistics),
+cast per device and dtype. Oracle: the unfused block in float64. Cost: the documents' formula
+MACs, fvcore's count, and the fewest bytes a fused kernel must move. Providers: the standard
+convolution it replaces (the speed-up baseline), each half alone, the PyTorch baselines of
+dwsep_baselines, the fused Triton kernel, and document 001's host-clock method.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+from functools import cached_property
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench import formulas
+from bench.counting.counters import fvcore_macs
+from bench.measuring import roofline
+from bench.measuring.operators.base import (
+    INTERPRETER_NOTE,
+    NAIVE_NOTE,
+    Operator,
+    Prepared,
+    Provider,
+    Setting,
+    compiles_here,
+    conv_backend,
+    generator,
+    kernel,
+    naive_timer_wanted,
+    registrar,
+)
+from bench.measuring.operators.dwsep_baselines import BASELINE_SPECS, NHWC, build_baselines
+from bench.measuring.suites import DwsepShape
+from kernels.reference import apply_activation, dwsep_reference
+
+BnStats = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # mean, var, gamma, beta
+
+
+class DwsepInputs:
+    """Random inputs in float64 on the CPU (seed 0, deterministic), cast on demand."""
+
+    def __init__(self, shape: DwsepShape, batch: int) -> None:
+        g = generator()
+        s, k2 = shape, shape.kernel * shape.kernel
+        self.shape, self.batch = s, batch
+        self.x = torch.randn(batch, s.in_ch, s.h, s.w, generator=g, dtype=torch.float64)
+        self.dw_weight = torch.randn(s.in_ch, 1, s.kernel, s.kernel, generator=g).double() / k2
+        self.pw_weight = torch.randn(s.out_ch, s.in_ch, 1, 1, generator=g).double() / s.in_ch**0.5
+        self.std_weight = (
+            torch.randn(s.out_ch, s.in_ch, s.kernel, s.kernel, generator=g).double()
+            / (s.in_ch * k2) ** 0.5
+        )
+        self.bn_dw = _bn_stats(s.in_ch, g)
+        self.bn_pw = _bn_stats(s.out_ch, g)
+        self.bn_std = _bn_stats(s.out_ch, g)
+
+    def block_kwargs(self, device: str, dtype: torch.dtype) -> dict:
+        """dwsep_block / dwsep_reference keyword arguments (BN folded to scale/shift)."""
+        s = self.shape
+        dw_scale, dw_shift = fold(self.bn_dw)
+        pw_scale, pw_shift = fold(self.bn_pw)
+        return dict(
+            stride=s.stride,
+            padding=s.pad,
+            activation=s.activation,
+            pw_activation=s.pw_activation,
+            dw_scale=dw_scale.to(device, dtype),
+            dw_shift=dw_shift.to(device, dtype),
+            pw_scale=pw_scale.to(device, dtype),
+            pw_shift=pw_shift.to(device, dtype),
+        )
+
+    def reference64(self, device: str) -> torch.Tensor:
+        """The unfused block in float64 on ``device`` (fp64 is exact enough and fast on an H200)."""
+        kw = self.block_kwargs(device, torch.float64)
+        x, dw, pw = (t.to(device) for t in (self.x, self.dw_weight, self.pw_weight))
+        return dwsep_reference(x, dw, pw, **kw)
+
+
+def _bn_stats(n: int, g: torch.Generator) -> BnStats:
+    return (
+        torch.randn(n, generator=g).double() * 0.1,
+        torch.rand(n, generator=g).double() + 0.5,
+        torch.rand(n, generator=g).double() + 0.5,
+        torch.randn(n, generator=g).double() * 0.1,
+    )
+
+
+def fold(bn: BnStats, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """BN (mean, var, gamma, beta) in eval as y * scale + shift."""
+    mean, var, gamma, beta = bn
+    scale = gamma / torch.sqrt(var + eps)
+    return scale, beta - mean * scale
+
+
+def conv_bn_act(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bn: BnStats,
+    *,
+    stride: int,
+    padding: int,
+    groups: int,
+    activation: str | None,
+) -> torch.Tensor:
+    mean, var, gamma, beta = bn
+    y = F.conv2d(x, weight, None, stride, padding, 1, groups)
+    y = F.batch_norm(y, mean, var, gamma, beta, False, 0.0, 1e-5)
+    return apply_activation(y, activation)
+
+
+def reduced(shape: DwsepShape) -> DwsepShape:
+    """A shape small enough for the Triton interpreter (seconds, not minutes), same K/stride."""
+    return replace(
+        shape,
+        in_ch=min(shape.in_ch, 8),
+        out_ch=min(shape.out_ch, 12),
+        h=min(shape.h, 11),
+        w=min(shape.w, 11),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def fvcore_count(shape: DwsepShape, batch: int, part: str) -> float:
+    """fvcore MACs of the standard conv, one half, or the separable pair, at ``batch``: counted
+    at batch 1 and scaled (convolution MACs are linear in the batch, and tracing a batch-128
+    MobileNet layer on one CPU thread would cost seconds per row)."""
+    s = shape
+    dw = nn.Conv2d(s.in_ch, s.in_ch, s.kernel, s.stride, s.pad, groups=s.in_ch, bias=False)
+    pw = nn.Conv2d(s.in_ch, s.out_ch, 1, bias=False)
+    modules = {
+        "standard": nn.Conv2d(s.in_ch, s.out_ch, s.kernel, s.stride, s.pad, bias=False),
+        "depthwise": dw,
+        "pointwise": pw,
+        "separable": nn.Sequential(dw, pw),
+    }
+    shape_in = (1, s.in_ch, *s.out_hw) if part == "pointwise" else (1, s.in_ch, s.h, s.w)
+    with torch.no_grad():
+        return batch * fvcore_macs(modules[part], torch.zeros(shape_in))
+
+
+class DwsepSetting(Setting):
+    shape: DwsepShape
+
+    @cached_property
+    def data(self) -> DwsepInputs:
+        return DwsepInputs(self.shape, self.batch)
+
+    @cached_property
+    def macs(self) -> int:
+        s = self.shape
+        return formulas.depthwise_separable(s.in_ch, s.out_ch, s.kernel, s.out_hw).macs * self.batch
+
+    @cached_property
+    def nbytes(self) -> int:
+        s = self.shape
+        return roofline.dwsep_bytes(
+            self.batch, s.in_ch, s.out_ch, s.kernel, (s.h, s.w), s.out_hw, self.elem
+        )
+
+    @cached_property
+    def baselines(self) -> dict:
+        d = self.data
+        return build_baselines(
+            d.dw_weight.to(self.device, self.dtype),
+            d.pw_weight.to(self.device, self.dtype),
+            **d.block_kwargs(self.device, self.dtype),
+        )
+
+    def separable(self, **fields: object) -> Prepared:
+        """A Prepared of the separable block (its MACs, bytes and float64 oracle)."""
+        return Prepared(
+            oracle=lambda: self.data.reference64(self.device),
+            macs=self.macs,
+            macs_fvcore=fvcore_count(self.shape, self.batch, "separable"),
+            nbytes=self.nbytes,
+            **fields,
+        )
+
+
+PROVIDERS: list[Provider] = []
+provider = registrar(PROVIDERS)
+
+
+def _conv_part(s: DwsepSetting, part: str) -> Prepared:
+    """The standard KxK conv, or one half of the block alone, each + BN (eval) + act, NCHW."""
+    d, sh, b = s.data, s.shape, s.batch
+    x = d.x
+    if part == "standard":
+        weight, bn, cout, k, groups = d.std_weight, d.bn_std, sh.out_ch, sh.kernel, 1
+        kw = dict(stride=sh.stride, padding=sh.pad, groups=1, activation=sh.pw_activation)
+    elif part == "depthwise":
+        weight, bn, cout, k, groups = d.dw_weight, d.bn_dw, sh.in_ch, sh.kernel, sh.in_ch
+        kw = dict(stride=sh.stride, padding=sh.pad, groups=groups, activation=sh.activation)
+    else:  # pointwise, on an input already at the output resolution
+        weight, bn, cout, k, groups = d.pw_weight, d.bn_pw, sh.out_ch, 1, 1
+        kw = dict(stride=1, padding=0, groups=1, activation=sh.pw_activation)
+        x = torch.randn(b, sh.in_ch, *sh.out_hw, generator=generator(1), dtype=torch.float64)
+
+    def on(dtype: torch.dtype) -> tuple:
+        return (
+            x.to(s.device, dtype),
+            weight.to(s.device, dtype),
+            tuple(t.to(s.device, dtype) for t in bn),
+        )
+
+    xd, wd, bnd = on(s.dtype)
+    xo, wo, bno = on(torch.float64)
+    in_hw = (x.shape[-2], x.shape[-1])
+    return Prepared(
+        fn=lambda: conv_bn_act(xd, wd, bnd, **kw),
+        backend=conv_backend(s.device, depthwise=groups > 1),
+        oracle=lambda: conv_bn_act(xo, wo, bno, **kw),
+        macs=formulas.conv2d(sh.in_ch, cout, k, sh.out_hw, groups=groups).macs * b,
+        macs_fvcore=fvcore_count(sh, b, part),
+        nbytes=roofline.conv_bytes(b, sh.in_ch, cout, k, in_hw, sh.out_hw, s.elem, groups=groups),
+    )
+
+
+for _part, _name, _family, _times in (
+    ("standard", "standard_conv", "standard", "the standard KxK conv + BN (eval) + act, NCHW"),
+    ("depthwise", "depthwise_only", "part", "the depthwise KxK conv + BN + act alone, NCHW"),
+    ("pointwise", "pointwise_only", "part", "the pointwise 1x1 conv + BN + act alone, NCHW"),
+):
+    PROVIDERS.append(
+        Provider(
+            _name,
+            _family,
+            functools.partial(_conv_part, part=_part),
+            _times,
+            baseline=_part == "standard",
+        )
+    )
+
+
+def _baseline(s: DwsepSetting, name: str, naive: bool = False) -> Prepared:
+    base = s.baselines[name]
+    x = s.data.x.to(s.device, s.dtype).contiguous(memory_format=base.memory_format)
+    note = f"{NAIVE_NOTE} on {name}" if naive else base.note
+    return s.separable(
+        fn=lambda: base.fn(x), backend=base.backend, mode="naive" if naive else "timed", note=note
+    )
+
+
+for _spec in BASELINE_SPECS:
+    PROVIDERS.append(
+        Provider(
+            _spec.name,
+            _spec.family,
+            functools.partial(_baseline, name=_spec.name),
+            _spec.times,
+            layout="nhwc" if _spec.memory_format == NHWC else "nchw",
+            document=_spec.document,
+            **({"applies": compiles_here} if _spec.family == "compile" else {}),
+        )
+    )
+
+
+@provider(
+    "triton_fused",
+    "fused",
+    layout="nhwc",
+    times="kernels.dwsep_block: the whole block in one Triton kernel, channels_last input",
+)
+def _triton_fused(s: DwsepSetting) -> Prepared:
+    dwsep_block = kernel("dwsep_block")
+    shape, batch = (reduced(s.shape), 1) if s.interpreted else (s.shape, s.batch)
+    inp = s.data if (shape, batch) == (s.shape, s.batch) else DwsepInputs(shape, batch)
+    x = inp.x.to(s.device, s.dtype).contiguous(memory_format=NHWC)
+    dw, pw = inp.dw_weight.to(s.device, s.dtype), inp.pw_weight.to(s.device, s.dtype)
+    kw = inp.block_kwargs(s.device, s.dtype)
+    note = "fused Triton kernel, channels_last input"
+    if s.interpreted:
+        note = f"{INTERPRETER_NOTE}; checked on reduced shape {shape.describe(batch)}"
+    prepared = s.separable(fn=lambda: dwsep_block(x, dw, pw, **kw), **s.kernel_fields(note))
+    prepared.oracle = lambda: inp.reference64(s.device)
+    return prepared
+
+
+@provider(
+    "naive_host_clock",
+    "methodology",
+    wraps="eager_nchw",
+    applies=naive_timer_wanted,
+    times="document 001's host clock around 100 calls of eager_nchw (no warm-up, no sync)",
+)
+def _naive(s: DwsepSetting) -> Prepared:
+    return _baseline(s, "eager_nchw", naive=True)
+
+
+OPERATOR = Operator(
+    "dwsep",
+    DwsepShape,
+    DwsepSetting,
+    tuple(PROVIDERS),
+    "fused depthwise KxK -> BN -> act -> pointwise 1x1 -> BN -> act",
+)

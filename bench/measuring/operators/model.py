@@ -1,0 +1,188 @@
+"""The whole-model operator: a registered model's forward pass at its own input shape.
+
+Inputs: the model built with seed 0 and a float64 input batch. Oracle: the same model in
+float64 on the device. Cost: the formula and fvcore MACs of the forward pass, and the bytes of
+parameters + input + output. Providers: eager PyTorch (the baseline), torch.compile, the model
+built on its Triton backend (the depthwise twins), MobileNetV2 with its dw->pw chains fused, and
+document 001's host-clock method on the eager model.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from functools import cached_property
+
+import torch
+from torch import nn
+
+from bench.counting.counters import count_registered
+from bench.measuring.operators.base import (
+    INTERPRETER_NOTE,
+    NAIVE_NOTE,
+    Operator,
+    Prepared,
+    Provider,
+    Setting,
+    Unavailable,
+    compiles_here,
+    conv_backend,
+    generator,
+    naive_timer_wanted,
+    registrar,
+)
+from bench.measuring.suites import ModelShape, Workload
+from models import registry
+
+# Above this many MACs a model is not run under the Triton interpreter (cifar_cnn_dw would take
+# minutes there); its triton rows say so instead.
+INTERPRETER_MODEL_MACS = 10_000_000
+
+
+@functools.lru_cache(maxsize=32)
+def model_counts(name: str, batch: int) -> tuple[float, float]:
+    """(formula MACs, fvcore MACs) of the model's forward pass at ``batch``: counted at batch 1
+    on the CPU and scaled (every layer of these models is linear in the batch)."""
+    total = count_registered(name, batch=1).iloc[-1]
+    return batch * float(total["macs_formula"]), batch * float(total["macs_fvcore"])
+
+
+def frozen(model: nn.Module, device: str, dtype: torch.dtype) -> nn.Module:
+    model = model.eval().to(device, dtype)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+class ModelSetting(Setting):
+    shape: ModelShape
+
+    @cached_property
+    def spec(self) -> registry.ModelSpec:
+        return registry.get(self.shape.name)
+
+    @cached_property
+    def base(self) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+        """(model built with seed 0, float64 input on the device, float64 output)."""
+        torch.manual_seed(0)
+        model = self.spec.build().eval()
+        x64 = torch.randn(
+            self.batch, *self.spec.input_shape, generator=generator(), dtype=torch.float64
+        ).to(self.device)
+        with torch.no_grad():  # the float64 oracle runs on the device (fp64 is fast on an H200)
+            expected = copy.deepcopy(model).to(self.device, torch.float64)(x64)
+        return model, x64, expected
+
+    def prepared(self, model: nn.Module, backend: str, note: str, mode: str = "timed") -> Prepared:
+        _, x64, expected = self.base
+        x = x64.to(self.device, self.dtype)
+        runnable = frozen(model, self.device, self.dtype)
+        macs, fv = model_counts(self.shape.name, self.batch)
+        params = sum(p.numel() for p in model.parameters())
+        return Prepared(
+            fn=functools.partial(_forward, runnable, x),
+            backend=backend,
+            oracle=lambda: expected,
+            macs=macs,
+            macs_fvcore=fv,
+            nbytes=(params + x.numel() + expected.numel()) * self.elem,
+            mode=mode,
+            note=note,
+        )
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(x)
+
+
+def _has_pair(workload: Workload, device: str) -> bool:
+    return registry.get(workload.shape.name).pair is not None
+
+
+def _is_mobilenet(workload: Workload, device: str) -> bool:
+    return workload.shape.name == "mobilenet_v2"
+
+
+PROVIDERS: list[Provider] = []
+provider = registrar(PROVIDERS)
+
+
+@provider("torch", "eager", baseline=True, document=True, times="eager PyTorch forward, NCHW")
+def _torch(s: ModelSetting) -> Prepared:
+    return s.prepared(copy.deepcopy(s.base[0]), conv_backend(s.device), "eager PyTorch, NCHW")
+
+
+@provider("compile", "compile", applies=compiles_here, times="torch.compile(model), default mode")
+def _compile(s: ModelSetting) -> Prepared:
+    model = torch.compile(copy.deepcopy(s.base[0]))
+    return s.prepared(model, "inductor", "torch.compile(model), default mode")
+
+
+def _triton_model(s: ModelSetting, fused: bool) -> Prepared:
+    """The depthwise twin on backend='triton', or MobileNetV2 through models.mobilenet.fuse."""
+    model = s.base[0]
+    macs, _ = model_counts(s.shape.name, s.batch)
+    if s.interpreted and not macs <= INTERPRETER_MODEL_MACS:
+        raise Unavailable(
+            f"not run under the Triton interpreter: {macs:.3g} MACs would take minutes "
+            f"on CPU (limit {INTERPRETER_MODEL_MACS:.0e}); run on a GPU"
+        )
+    if fused:
+        from models.mobilenet import fuse
+
+        candidate = fuse(copy.deepcopy(model))
+        note = "dw->pw chains swapped by models.mobilenet.fuse"
+    else:
+        torch.manual_seed(0)
+        candidate = s.spec.build(backend="triton")
+        candidate.load_state_dict(model.state_dict())
+        note = "backend='triton'"
+    if s.interpreted:
+        return s.prepared(
+            candidate,
+            "triton-interpreter",
+            f"{INTERPRETER_NOTE}; full model at batch {s.batch}",
+            "interpreter",
+        )
+    return s.prepared(candidate, "triton", note)
+
+
+PROVIDERS += [
+    Provider(
+        "triton",
+        "fused",
+        functools.partial(_triton_model, fused=False),
+        "the depthwise twin built with backend='triton' (fused blocks and RBF kernels)",
+        applies=_has_pair,
+    ),
+    Provider(
+        "fused",
+        "fused",
+        functools.partial(_triton_model, fused=True),
+        "MobileNetV2 with each dw -> BN -> ReLU6 -> 1x1 -> BN chain one fused kernel",
+        applies=_is_mobilenet,
+    ),
+]
+
+
+@provider(
+    "naive_host_clock",
+    "methodology",
+    wraps="torch",
+    applies=naive_timer_wanted,
+    times="document 001's host clock around 100 calls of the eager model (no warm-up, no sync)",
+)
+def _naive(s: ModelSetting) -> Prepared:
+    return s.prepared(
+        copy.deepcopy(s.base[0]), conv_backend(s.device), f"{NAIVE_NOTE} on torch", "naive"
+    )
+
+
+OPERATOR = Operator(
+    "model",
+    ModelShape,
+    ModelSetting,
+    tuple(PROVIDERS),
+    "a registered model's forward pass (the documents' networks and MobileNetV2)",
+)

@@ -1,0 +1,1 @@
+"""Reporting: plots and summary.md drawn from a results.csv alone."""
