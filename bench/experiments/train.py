@@ -359,6 +359,156 @@ def _train_epoch(
     return sums
 
 
+@dataclass
+class _Run:
+    """Everything one training run holds between epochs."""
+
+    cfg: TrainConfig
+    spec: registry.ModelSpec
+    ctx: _Dist
+    device: torch.device
+    data: datasets.ImageData
+    model: nn.Module  # the trained weights
+    train_model: nn.Module  # the model, DDP-wrapped under torchrun
+    eval_model: nn.Module  # the model on the evaluated backend (shares its weights by copy)
+    optimizer: torch.optim.Optimizer
+    sampler: DistributedSampler
+    history: list[dict]
+    out: Path
+    say: Callable[..., None]
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / CHECKPOINT
+
+    @property
+    def channels(self) -> int:
+        return self.spec.input_shape[0]
+
+
+def _start(cfg: TrainConfig, spec: registry.ModelSpec) -> _Run:
+    """Device, data, model, optimizer; the checkpoint's state when resuming."""
+    ctx = _dist_from_env()
+    device = _resolve_device(cfg.device, ctx)
+    _init_process_group(ctx, device)
+    data = _load_data(cfg, ctx, spec.input_shape[0])
+    if data.image_shape[1:] != spec.input_shape[1:]:
+        raise UserError(
+            f"{spec.name} takes {spec.input_shape[1]}x{spec.input_shape[2]} inputs, "
+            f"{cfg.dataset} gives {data.image_shape[1]}x{data.image_shape[2]}"
+        )
+    say = print if ctx.main else (lambda *a, **k: None)
+    recipe = f"document {RECIPES[spec.name].document} recipe" if spec.name in RECIPES else "custom"
+    if cfg.note:
+        say(f"note: {cfg.note}")
+    say(
+        f"{spec.name} on {data.source}; {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, "
+        f"{cfg.epochs} epochs, {cfg.loss} loss ({recipe}), seed {cfg.seed}, device {device}"
+        + (f" x {ctx.world} processes" if ctx.world > 1 else "")
+    )
+    torch.manual_seed(cfg.seed)
+    model = spec.build().to(device)
+    optimizer = _make_optimizer(cfg, model)
+    out = Path(cfg.out)
+    history = _resume(cfg, model, optimizer, device, out / CHECKPOINT, say)
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+    eval_model = model
+    backend_kwargs = _backend_kwargs(spec, cfg.backend)
+    if backend_kwargs:
+        eval_model = spec.build(**backend_kwargs).to(device)
+    elif cfg.backend != "torch":
+        say(f"note: {spec.name} has no {cfg.backend} layers; it runs on PyTorch throughout")
+    train_model: nn.Module = model
+    if ctx.world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    data = data.to(device)
+    sampler = DistributedSampler(
+        range(len(data.train_labels)), num_replicas=ctx.world, rank=ctx.rank, shuffle=True,
+        seed=cfg.seed,
+    )  # fmt: skip
+    return _Run(cfg, spec, ctx, device, data, model, train_model, eval_model, optimizer, sampler,
+                history, out, say)  # fmt: skip
+
+
+def _resume(
+    cfg: TrainConfig,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    checkpoint: Path,
+    say: Callable[..., None],
+) -> list[dict]:
+    """Restore model, optimizer and RNG from ``checkpoint`` under --resume; the metrics so far."""
+    if cfg.resume and checkpoint.is_file():
+        state = _load_checkpoint(checkpoint, cfg)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state["rng_cuda"]:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        say(f"resuming from {checkpoint} after epoch {state['epoch']}")
+        return list(state["metrics"])
+    if cfg.resume:
+        say(f"no checkpoint in {checkpoint.parent}/; starting from epoch 1")
+    elif checkpoint.is_file():
+        say(f"note: {checkpoint} will be overwritten (pass --resume to continue it instead)")
+    return []
+
+
+def _epoch(run: _Run, epoch: int, progress: bool, on_batch: Callable | None) -> dict:
+    """One epoch: train, evaluate, and the metrics row."""
+    cfg = run.cfg
+    run.sampler.set_epoch(epoch)  # shuffle order = f(seed, epoch): what makes resume exact
+    batches = list(BatchSampler(run.sampler, cfg.batch_size, drop_last=False))
+    run.train_model.train()
+    _sync(run.device)
+    start = time.perf_counter()
+    bar = tqdm(
+        batches, desc=f"{run.spec.name} epoch {epoch}/{cfg.epochs}", unit="batch",
+        disable=not (progress and run.ctx.main), leave=False,
+    )  # fmt: skip
+    sums = _train_epoch(
+        run.train_model, run.optimizer, cfg, run.data, run.channels, bar, epoch, run.checkpoint,
+        on_batch,
+    )  # fmt: skip
+    _sync(run.device)
+    epoch_time = time.perf_counter() - start
+    bar.close()
+    if run.ctx.world > 1:
+        dist.all_reduce(sums)
+    if run.eval_model is not run.model:
+        run.eval_model.load_state_dict(run.model.state_dict())
+    test_loss, test_acc = evaluate(run.eval_model, run.data, run.channels, cfg.loss)
+    loss_sum, correct, seen = sums.tolist()
+    return {
+        "epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+        "test_loss": test_loss, "test_acc": test_acc, "epoch_time_s": epoch_time,
+        "images_per_s": seen / epoch_time,
+    }  # fmt: skip
+
+
+def _save_epoch(run: _Run, epoch: int) -> None:
+    """metrics.csv and the checkpoint after ``epoch`` (rank 0 only)."""
+    if not run.ctx.main:
+        return
+    pd.DataFrame(run.history, columns=METRIC_COLUMNS).to_csv(run.out / "metrics.csv", index=False)
+    cuda = run.device.type == "cuda"
+    _save_checkpoint(
+        run.checkpoint,
+        {
+            "epoch": epoch,
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(run.device) if cuda else None,
+            "config": {k: getattr(run.cfg, k) for k in RESULT_FIELDS},
+            "metrics": run.history,
+        },
+    )
+
+
 def train(
     cfg: TrainConfig,
     *,
@@ -371,134 +521,31 @@ def train(
     ``on_batch(epoch, batch_index)`` is called before each training step (tests use it to
     interrupt a run part-way).
     """
-    ctx = _dist_from_env()
-    device = _resolve_device(cfg.device, ctx)
-    _init_process_group(ctx, device)
     spec = spec or registry.get(cfg.model)
-    channels = spec.input_shape[0]
-    data = _load_data(cfg, ctx, channels)
-    if data.image_shape[1:] != spec.input_shape[1:]:
-        raise UserError(
-            f"{spec.name} takes {spec.input_shape[1]}x{spec.input_shape[2]} inputs, "
-            f"{cfg.dataset} gives {data.image_shape[1]}x{data.image_shape[2]}"
-        )
-    out = Path(cfg.out)
-    say = print if ctx.main else (lambda *a, **k: None)
-    recipe = f"document {RECIPES[spec.name].document} recipe" if spec.name in RECIPES else "custom"
-    if cfg.note:
-        say(f"note: {cfg.note}")
-    say(
-        f"{spec.name} on {data.source}; {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, "
-        f"{cfg.epochs} epochs, {cfg.loss} loss ({recipe}), seed {cfg.seed}, device {device}"
-        + (f" x {ctx.world} processes" if ctx.world > 1 else "")
-    )
-
-    torch.manual_seed(cfg.seed)
-    model = spec.build().to(device)
-    optimizer = _make_optimizer(cfg, model)
-    history: list[dict] = []
-    checkpoint = out / CHECKPOINT
-    if cfg.resume and checkpoint.is_file():
-        state = _load_checkpoint(checkpoint, cfg)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and state["rng_cuda"]:
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
-        history = list(state["metrics"])
-        say(f"resuming from {checkpoint} after epoch {state['epoch']}")
-    elif cfg.resume:
-        say(f"no checkpoint in {out}/; starting from epoch 1")
-    elif checkpoint.is_file():
-        say(f"note: {checkpoint} will be overwritten (pass --resume to continue it instead)")
-    if ctx.main:
-        out.mkdir(parents=True, exist_ok=True)
-
-    eval_model = model
-    backend_kwargs = _backend_kwargs(spec, cfg.backend)
-    if backend_kwargs:
-        eval_model = spec.build(**backend_kwargs).to(device)
-    elif cfg.backend != "torch":
-        say(f"note: {spec.name} has no {cfg.backend} layers; it runs on PyTorch throughout")
-    train_model: nn.Module = model
-    if ctx.world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    data = data.to(device)
-    n_train = len(data.train_labels)
-    sampler = DistributedSampler(
-        range(n_train), num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed
-    )
-
-    for epoch in range(len(history) + 1, cfg.epochs + 1):
-        sampler.set_epoch(epoch)  # shuffle order = f(seed, epoch): what makes resume exact
-        batches = list(BatchSampler(sampler, cfg.batch_size, drop_last=False))
-        train_model.train()
-        _sync(device)
-        start = time.perf_counter()
-        bar = tqdm(
-            batches,
-            desc=f"{spec.name} epoch {epoch}/{cfg.epochs}",
-            unit="batch",
-            disable=not (progress and ctx.main),
-            leave=False,
-        )
-        sums = _train_epoch(
-            train_model, optimizer, cfg, data, channels, bar, epoch, checkpoint, on_batch
-        )
-        _sync(device)
-        epoch_time = time.perf_counter() - start
-        bar.close()
-        if ctx.world > 1:
-            dist.all_reduce(sums)
-        if eval_model is not model:
-            eval_model.load_state_dict(model.state_dict())
-        test_loss, test_acc = evaluate(eval_model, data, channels, cfg.loss)
-        loss_sum, correct, seen = sums.tolist()
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_sum / seen,
-            "train_acc": correct / seen,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "epoch_time_s": epoch_time,
-            "images_per_s": seen / epoch_time,
-        }
-        history.append(row)
-        say(
+    run = _start(cfg, spec)
+    for epoch in range(len(run.history) + 1, cfg.epochs + 1):
+        row = _epoch(run, epoch, progress, on_batch)
+        run.history.append(row)
+        run.say(
             f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f}, train acc "
-            f"{row['train_acc']:.4f}, test acc {test_acc:.4f}, {epoch_time:.2f} s "
-            f"({row['images_per_s']:.0f} images/s)"
+            f"{row['train_acc']:.4f}, test acc {row['test_acc']:.4f}, "
+            f"{row['epoch_time_s']:.2f} s ({row['images_per_s']:.0f} images/s)"
         )
-        if ctx.main:
-            pd.DataFrame(history, columns=METRIC_COLUMNS).to_csv(out / "metrics.csv", index=False)
-            _save_checkpoint(
-                checkpoint,
-                {
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng_cpu": torch.get_rng_state(),
-                    "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                    "config": {k: getattr(cfg, k) for k in RESULT_FIELDS},
-                    "metrics": history,
-                },
-            )
-
-    if eval_model is not model:  # also when --resume found the run already complete
-        eval_model.load_state_dict(model.state_dict())
-    metrics = pd.DataFrame(history, columns=METRIC_COLUMNS)
-    if ctx.main:
-        metrics.to_csv(out / "metrics.csv", index=False)
+        _save_epoch(run, epoch)
+    if run.eval_model is not run.model:  # also when --resume found the run already complete
+        run.eval_model.load_state_dict(run.model.state_dict())
+    metrics = pd.DataFrame(run.history, columns=METRIC_COLUMNS)
+    if run.ctx.main:
+        metrics.to_csv(run.out / "metrics.csv", index=False)
         plot_training_curves(
-            {spec.name: out / "metrics.csv"},
-            out / "curves.png",
+            {spec.name: run.out / "metrics.csv"}, run.out / "curves.png",
             title=f"{spec.name} on {cfg.dataset}",
-        )
-    eval_model.eval()
+        )  # fmt: skip
+    run.eval_model.eval()
     return TrainResult(
-        eval_model, metrics, float(metrics["test_acc"].iloc[-1]), out, device, spec.input_shape
-    )
+        run.eval_model, metrics, float(metrics["test_acc"].iloc[-1]), run.out, run.device,
+        spec.input_shape,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ plots, tables
