@@ -1,7 +1,8 @@
 """`sepbench` / `python -m bench`: the argument parser and the dispatch to bench.commands.
 
 Bad input ends with exit status 2 and one line naming what was wrong (UserError, or an unknown
-model name from the registry); argparse's own errors exit 2 as well.
+model name from the registry); argparse's own errors exit 2 as well. Ctrl-C ends with one line
+saying what was saved (Interrupted's message) and exit status 130, as a shell reports SIGINT.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bench import commands
-from bench.errors import UserError
+from bench.errors import Interrupted, UserError
 from models.registry import UnknownModelError
 
 
@@ -50,8 +51,14 @@ def _report(sub: argparse._SubParsersAction) -> None:
     size.add_argument("--full", dest="size", action="store_const", const="full")
     p.set_defaults(size="quick")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--out", default=None, help="default reports/<device-name>/")
-    p.add_argument("--fresh", action="store_true", help="redo rows already measured")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="default runs/report-<device>/; --out reports/<device> refreshes a committed reference",
+    )
+    p.add_argument(
+        "--fresh", action="store_true", help="move the folder's results.csv aside and measure anew"
+    )
     p.add_argument(
         "--from-pytest-benchmark",
         dest="from_pytest_benchmark",
@@ -135,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, UnknownModelError) as err:
         print(f"sepbench {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        said = str(err) if isinstance(err, Interrupted) else "interrupted"
+        print(f"sepbench {args.command}: {said}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,11 +5,19 @@ and prints; it returns the exit status. Heavy modules are imported inside each h
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import UserError
+from bench.errors import Interrupted, UserError
+from bench.outdir import check_out_dir
+
+# What sepbench writes into each command's folder (bench.outdir: a non-empty folder holding none
+# of these was not made by sepbench, and is refused).
+REPORT_OURS = ("results.csv",)
+TRAIN_OURS = ("metrics.csv", "checkpoint.pt")
+COMPARE_OURS = ("comparison.csv", "*/metrics.csv")
 
 
 def write_csv(df: pd.DataFrame, path: str) -> None:
@@ -57,42 +65,60 @@ def claims(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     """Measure the suites (or convert a pytest-benchmark file), then plots and summary.md."""
     from bench.measuring import provenance, runner
-    from bench.measuring.pytest_benchmark import rows_from_pytest_benchmark
-    from bench.measuring.results import PEAKS_SUITE, write_csv_atomic
+    from bench.measuring.results import work_rows
     from bench.measuring.suites import SUITES, build_suites
     from bench.reporting.summary import write_report
 
+    started = time.perf_counter()
     size = args.size or "quick"
     if args.from_pytest_benchmark:
-        df = rows_from_pytest_benchmark(Path(args.from_pytest_benchmark))
-        devices = df["device"].dropna().unique()
-        name = str(devices[0]) if len(devices) else "unknown"
-        is_cpu = not name.lower().startswith("nvidia")
-        slug = provenance.device_slug("cpu" if is_cpu else "cuda", name)
-        out = Path(args.out) if args.out else provenance.REPO_ROOT / "reports" / slug
-        write_csv_atomic(df, out / "results.csv")
+        df, out = _convert_pytest_benchmark(args)
     else:
         suites = args.suite or list(SUITES)
         unknown = [s for s in suites if s not in SUITES]
         if unknown:
             raise UserError(f"unknown suite(s) {unknown}; choose from {', '.join(SUITES)}")
         device = provenance.resolve_device(args.device)
-        out = Path(args.out) if args.out else provenance.default_out(device)
-        workloads = build_suites(suites, size, device)
+        out = check_out_dir(args.out or provenance.default_out(device), REPORT_OURS)
+        min_run_time, budget_s = runner.TIMER_SETTINGS[size]
         df = runner.run(
-            workloads,
+            build_suites(suites, size, device),
             out,
             device,
             fresh=args.fresh,
             size=size,
-            min_run_time=0.1 if size != "full" else 0.3,
+            min_run_time=min_run_time,
+            budget_s=budget_s,
         )
-    paths = write_report(out)
-    counts = df[df["suite"] != PEAKS_SUITE]["status"].value_counts().to_dict()
-    print(f"{len(df)} rows in {out / 'results.csv'} ({counts})")
+    paths = write_report(out, started=started)
+    work = work_rows(df)
+    counts = ", ".join(f"{k} {v}" for k, v in work["status"].value_counts().items())
+    print(f"{len(work)} rows ({counts}) and {len(df) - len(work)} peak rows in "
+          f"{out / REPORT_OURS[0]}")  # fmt: skip
     for p in paths:
         print(f"wrote {p}")
+    print(f"report took {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _convert_pytest_benchmark(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
+    """Rows of a --benchmark-json file into OUT/results.csv (default runs/pytest-benchmark-
+    <device>/); a results.csv already there is moved aside, not overwritten."""
+    from bench.measuring import provenance
+    from bench.measuring.pytest_benchmark import rows_from_pytest_benchmark
+    from bench.measuring.results import write_csv_atomic
+    from bench.measuring.runner import move_aside
+
+    df = rows_from_pytest_benchmark(Path(args.from_pytest_benchmark))
+    devices = df["device"].dropna().unique()
+    name = str(devices[0]) if len(devices) else "unknown"
+    slug = provenance.device_slug("cpu" if not name.lower().startswith("nvidia") else "cuda", name)
+    out = check_out_dir(args.out or Path("runs") / f"pytest-benchmark-{slug}", REPORT_OURS)
+    csv = out / REPORT_OURS[0]
+    if csv.exists():
+        print(f"{csv} moved to {move_aside(csv).name}")
+    write_csv_atomic(df, csv)
+    return df, out
 
 
 def plot(args: argparse.Namespace) -> int:
@@ -102,6 +128,7 @@ def plot(args: argparse.Namespace) -> int:
     out_dir = Path(args.dir)
     if not out_dir.is_dir():
         raise UserError(f"{out_dir} is not a directory; give a report folder like reports/cpu")
+    check_out_dir(out_dir, REPORT_OURS, flag="report folder")
     for path in write_report(out_dir):
         print(f"wrote {path}")
     return 0
@@ -111,8 +138,13 @@ def train(args: argparse.Namespace) -> int:
     from bench.experiments import train as tr
 
     cfg = tr.make_config(args, args.model)
+    check_out_dir(cfg.out, TRAIN_OURS)
     try:
         result = tr.train(cfg)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; finished epochs are saved in {cfg.out}; rerun with --resume to go on"
+        ) from None
     finally:
         tr.finish_distributed()
     acc = result.test_accuracy
@@ -127,7 +159,15 @@ def train(args: argparse.Namespace) -> int:
 def compare_training(args: argparse.Namespace) -> int:
     from bench.experiments import train as tr
 
-    done = tr.compare_pair(args)
+    if args.out:  # the default, runs/compare-<pair>-<dataset>, is always a folder of ours
+        check_out_dir(args.out, COMPARE_OURS)
+    try:
+        done = tr.compare_pair(args)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted; each model's finished epochs are saved in its folder; rerun with "
+            "--resume to go on"
+        ) from None
     if done is not None:
         table, out = done
         print(table.to_string(index=False))

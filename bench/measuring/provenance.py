@@ -62,8 +62,14 @@ def device_slug(device: str, name: str | None = None) -> str:
 
 
 def default_out(device: str) -> Path:
-    """reports/<device slug>/ of this repository: where a device's reference report lives."""
-    return REPO_ROOT / "reports" / device_slug(device)
+    """runs/report-<device slug>/ under the working folder: a run's own folder, which git
+    ignores. The committed references (reports/<slug>/) change only when asked (--out)."""
+    return Path("runs") / f"report-{device_slug(device)}"
+
+
+def short_sha(sha: str) -> str:
+    """A git SHA as people quote it: 10 hex digits, '-dirty' kept."""
+    return sha[:10] + ("-dirty" if sha.endswith("-dirty") else "")
 
 
 def git_sha() -> str:

@@ -1,9 +1,11 @@
 """The results.csv schema: columns, row keys and statuses, the derived columns (TFLOP/s, GB/s,
-% of the roof, speed-up), and reading and writing the file without ever leaving half of it.
+% of the roof, speed-up), which rows one run owns, and reading the file (checked, with a message
+naming what is wrong) and writing it (never half of it).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -43,12 +45,26 @@ COLUMNS = [
     "message",
     "note",
     "size",
+    "elapsed_s",  # seconds the runner spent on the row: setup, check and timing
 ]
+RESULTS_CSV = "results.csv"
+# DESIGN.md's contract: a file without one of these is not a results.csv.
+REQUIRED_COLUMNS = (*KEY, "shape", "latency_ms_p50", "latency_ms_p20", "latency_ms_p80", "macs",
+                    "bytes", "tflops", "gbps", "speedup_vs_baseline", "max_rel_err", "device",
+                    "torch_version", "triton_version", "git_sha", "timestamp", "status")  # fmt: skip
 STATUSES = ("ok", "error", "unavailable", "interpreter")
 DONE_STATUSES = ("ok", "interpreter")
+# Appended to the message of an "unavailable" row whose reason holds for this code on this device
+# (the interpreter's size limit): a resumed run keeps the row instead of trying again.
+LASTING = " [lasting: not retried when this run resumes]"
 PEAKS_SUITE = "peaks"
 NUMERIC = ("latency_ms_p50", "latency_ms_p20", "latency_ms_p80", "macs", "bytes", "tflops",
            "gbps", "max_rel_err")  # fmt: skip
+# Must hold a number (or nothing) in a results.csv this module reads back.
+CHECKED_NUMERIC = (*NUMERIC, "batch", "macs_fvcore", "pct_of_peak", "speedup_vs_baseline",
+                   "threads", "repeats", "elapsed_s")  # fmt: skip
+# What makes two rows rows of one run: same machine, thread count, versions, code and size.
+RUN_FIELDS = ("device", "threads", "torch_version", "triton_version", "git_sha", "size")
 
 
 def work_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -100,13 +116,81 @@ def write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C or a full disk mid-write: leave no temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def is_done(row: dict) -> bool:
+    """Whether a resumed run keeps ``row`` rather than measuring it again."""
+    if row["status"] in DONE_STATUSES:
+        return True
+    return row["status"] == "unavailable" and str(row.get("message", "")).endswith(LASTING)
+
+
+def run_of(row: dict) -> tuple[str, ...]:
+    """The run a row belongs to (RUN_FIELDS as text; threads 1 and 1.0 are one run)."""
+    return tuple(_text(row.get(f)) for f in RUN_FIELDS)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:g}"
+    return str(value)
 
 
 def load_results(path: Path) -> pd.DataFrame:
-    """A results.csv as written by this module (missing columns added as empty)."""
+    """A results.csv as written by this module (missing optional columns added empty).
+
+    A UserError names the file and what is wrong: missing, empty, not text, not a CSV, a key
+    column missing, text in a numeric column. A last line without its newline (a writer killed
+    mid-line; ours replaces the file whole, so never ours) is dropped and counted in
+    ``df.attrs["dropped"]``.
+    """
     path = Path(path)
     if not path.exists():
         raise UserError(f"no results file at {path}; run `sepbench report` first")
-    return pd.read_csv(path).reindex(columns=COLUMNS)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"{path} is not a results.csv: binary data at byte {err.start}, not UTF-8 text"
+        ) from None
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+    dropped = 0
+    if text and not text.endswith("\n") and "\n" in text:
+        text, dropped = text[: text.rindex("\n") + 1], 1
+    try:
+        df = pd.read_csv(io.StringIO(text))
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path} is empty: no header, no rows") from None
+    except pd.errors.ParserError as err:
+        raise UserError(f"{path} is not a readable CSV: {err}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(
+            f"{path} lacks the column(s) {', '.join(missing)}: not a sepbench results.csv "
+            f"(its columns: {', '.join(map(str, df.columns[:8]))}{' ...' if df.shape[1] > 8 else ''})"
+        )
+    if df.empty:
+        raise UserError(f"{path} has a header but no rows")
+    _check_numeric(df, path)
+    df = df.reindex(columns=COLUMNS)
+    df.attrs["dropped"] = dropped
+    return df
+
+
+def _check_numeric(df: pd.DataFrame, path: Path) -> None:
+    for col in CHECKED_NUMERIC:
+        if col not in df.columns:
+            continue
+        bad = df[col].notna() & pd.to_numeric(df[col], errors="coerce").isna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise UserError(
+                f"{path}: column {col} holds {df[col].iloc[i]!r} on line {i + 2}, not a number"
+            )

@@ -24,6 +24,10 @@ from bench.measuring.provenance import resolve_device
 QUANTILES = (0.2, 0.5, 0.8)
 # p20 / p80 need a handful of blocks; blocked_autorange alone may stop after one slow block.
 MIN_CPU_SAMPLES = 5
+# Under a time budget a slow call stops at this many samples (p20 / p80 then interpolate between
+# the fastest, the median and the slowest): the RBF loss at 1024x84x1000 takes 0.9-1.9 s a call
+# on the 2-core CI machine, and 8 calls of each of its two eager rows took 70 s of a 180 s report.
+MIN_BUDGET_SAMPLES = 3
 
 
 @dataclass(frozen=True)
@@ -70,16 +74,21 @@ def time_callable(
     min_run_time: float = 0.2,
     cuda_graph: bool = False,
     warmup_calls: int = 1,
+    budget_s: float | None = None,
 ) -> Timing:
     """Time ``fn()`` (no arguments; inputs bound already) on ``device``.
 
     ``warmup_calls`` runs happen first and are discarded: they absorb torch.compile / autotune /
     cuDNN algorithm search. ``min_run_time`` (seconds) bounds the measuring time on CPU;
-    on GPU do_bench's own budget (100 ms of repetitions) applies.
+    on GPU do_bench's own budget (100 ms of repetitions) applies. ``budget_s`` (CPU) caps the
+    seconds spent gathering samples once MIN_BUDGET_SAMPLES are in hand, so one slow call
+    cannot hold a report for half a minute; ``repeats`` says how many samples were taken.
     """
     kind = device_type(device)
     if min_run_time <= 0:
         raise ValueError(f"min_run_time must be positive, got {min_run_time}")
+    if budget_s is not None and budget_s <= 0:
+        raise ValueError(f"budget_s must be positive, got {budget_s}")
     for _ in range(warmup_calls):
         fn()
     synchronize(kind)
@@ -91,22 +100,37 @@ def time_callable(
             return Timing(p20, p50, p80, repeats=0, method="cuda-graph replay (do_bench_cudagraph)")
         p20, p50, p80 = triton.testing.do_bench(fn, warmup=25, rep=100, quantiles=QUANTILES)
         return Timing(p20, p50, p80, repeats=0, method="cuda events, L2 flushed (do_bench)")
+    return _time_cpu(fn, min_run_time, budget_s)
+
+
+def _time_cpu(fn: Callable[[], object], min_run_time: float, budget_s: float | None) -> Timing:
+    """torch.utils.benchmark on the CPU. A first single call, timed and kept, tells a slow call
+    (one fifth of ``min_run_time`` or more) from a fast one: slow calls are timed one at a time
+    (blocked_autorange would spend a discarded call estimating a block size of 1), fast ones
+    in blocks."""
     timer = torch_benchmark.Timer(
         stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()
     )
-    measurement = timer.blocked_autorange(min_run_time=min_run_time)
-    samples_ms = [t * 1e3 for t in measurement.times]
-    while len(samples_ms) < MIN_CPU_SAMPLES:  # slow calls: one block fills min_run_time
-        more = timer.timeit(measurement.number_per_run)
-        samples_ms.extend(t * 1e3 for t in more.times)
+    start = time.perf_counter()
+    first_ms = timer.timeit(1).times[0] * 1e3
+    if first_ms * 1e-3 >= min_run_time / MIN_CPU_SAMPLES:
+        samples_ms, number, method = [first_ms], 1, "single calls (torch.utils.benchmark timeit)"
+    else:
+        measurement = timer.blocked_autorange(min_run_time=min_run_time)
+        samples_ms = [t * 1e3 for t in measurement.times]
+        number = measurement.number_per_run
+        method = f"blocked_autorange ({number} calls per block)"
+
+    def enough() -> bool:
+        if len(samples_ms) >= MIN_CPU_SAMPLES:
+            return True
+        spent = time.perf_counter() - start
+        return budget_s is not None and len(samples_ms) >= MIN_BUDGET_SAMPLES and spent >= budget_s
+
+    while not enough():
+        samples_ms.extend(t * 1e3 for t in timer.timeit(number).times)
     p20, p50, p80 = percentiles(samples_ms)
-    return Timing(
-        p20,
-        p50,
-        p80,
-        repeats=len(samples_ms),
-        method=f"blocked_autorange ({measurement.number_per_run} calls per block)",
-    )
+    return Timing(p20, p50, p80, repeats=len(samples_ms), method=method)
 
 
 def naive_host_clock(fn: Callable[[], object], calls: int = 100) -> Timing:

@@ -5,12 +5,13 @@ correctness per provider and the rows that did not run. Drawn from results.csv a
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pandas as pd
 
 from bench.measuring.operators import COMPUTES_WORKLOAD, DWSEP, family_of, operator_with_baseline
-from bench.measuring.results import PEAKS_SUITE, load_results, ok_rows, peaks_of
+from bench.measuring.results import PEAKS_SUITE, RESULTS_CSV, load_results, ok_rows, peaks_of
 from bench.measuring.suites import HEADLINE_ID
 from bench.reporting.plots import PLOTS, write_plots
 
@@ -135,7 +136,25 @@ def claims_table(df: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
         return None, f"{type(err).__name__}: {err}"
 
 
-def _header(df: pd.DataFrame) -> list[str]:
+def run_time(df: pd.DataFrame, started: float | None = None) -> str:
+    """How long the run took: this command's wall clock when known (``started``, a
+    time.perf_counter() value), the measuring time summed over the rows, the slowest row."""
+    work = df[df["suite"] != PEAKS_SUITE]
+    spent = pd.to_numeric(work["elapsed_s"], errors="coerce")
+    parts = []
+    if started is not None:
+        parts.append(f"{time.perf_counter() - started:.0f} s wall for this command")
+    if spent.notna().any():
+        slow = work.loc[spent.idxmax()]
+        parts.append(
+            f"{spent.sum():.0f} s measuring (the rows' elapsed_s summed, earlier sessions of a "
+            f"resumed run included; slowest: {slow['workload']} {slow['provider']}, "
+            f"{spent.max():.1f} s)"
+        )
+    return "; ".join(parts) or "not recorded"
+
+
+def _header(df: pd.DataFrame, started: float | None = None) -> list[str]:
     """Title, provenance table, and what a CPU report cannot show."""
     work = df[df["suite"] != PEAKS_SUITE]
     first = df.iloc[0] if len(df) else pd.Series(dtype=object)
@@ -157,8 +176,10 @@ def _header(df: pd.DataFrame) -> list[str]:
         f"| triton | {first.get('triton_version', '')} |",
         f"| git | {first.get('git_sha', '')} |",
         f"| measured | {work['timestamp'].min()} .. {work['timestamp'].max()} |",
+        f"| run time | {run_time(df, started)} |",
         f"| suites (size) | {', '.join(dict.fromkeys(work['suite']))} ({sizes}) |",
-        f"| rows | {len(work)}: {', '.join(f'{k} {v}' for k, v in status.items())} |",
+        f"| rows | {len(work)} ({', '.join(f'{k} {v}' for k, v in status.items())}) and "
+        f"{len(df) - len(work)} peak rows |",
         f"| copy bandwidth (measured) | {_fmt(copy_gbps)} GB/s |",
         f"| compute rate (faster of torch.mm and a 3x3 conv) | {_fmt(mm_tflops)} TFLOP/s |",
         "",
@@ -228,10 +249,10 @@ def _correctness_section(df: pd.DataFrame) -> list[str]:
     ]
 
 
-def write_summary(df: pd.DataFrame, out_dir: Path) -> Path:
+def write_summary(df: pd.DataFrame, out_dir: Path, started: float | None = None) -> Path:
     naive = DWSEP.names("methodology")[0]
     lines = [
-        *_header(df),
+        *_header(df, started),
         "## The 8.7x example (document 001, 128 -> 256 channels at 32x32)",
         "",
         "Ratios are standard conv over the separable provider (bigger is faster separable).",
@@ -258,8 +279,9 @@ def write_summary(df: pd.DataFrame, out_dir: Path) -> Path:
     return path
 
 
-def write_report(out_dir: Path) -> list[Path]:
-    """Plots and summary.md for the results.csv in ``out_dir``."""
+def write_report(out_dir: Path, started: float | None = None) -> list[Path]:
+    """Plots and summary.md for the results.csv in ``out_dir``; ``started`` (time.perf_counter()
+    at the command's start) puts the command's wall time in the summary."""
     out_dir = Path(out_dir)
-    df = load_results(out_dir / "results.csv")
-    return [*write_plots(df, out_dir), write_summary(df, out_dir)]
+    df = load_results(out_dir / RESULTS_CSV)
+    return [*write_plots(df, out_dir), write_summary(df, out_dir, started)]

@@ -36,7 +36,13 @@ NAIVE_NOTE = "document 001's method (time.time() around 100 calls, no warm-up, n
 
 
 class Unavailable(RuntimeError):
-    """The provider cannot run here (missing module, helper or device support)."""
+    """The provider cannot run here (missing module, helper or device support). ``lasting``:
+    the reason holds for this code on this device (a size limit), so a resumed run of the same
+    code does not try again; a missing module may be installed meanwhile, so it is not lasting."""
+
+    def __init__(self, message: str, *, lasting: bool = False) -> None:
+        super().__init__(message)
+        self.lasting = lasting
 
 
 @dataclass

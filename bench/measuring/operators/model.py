@@ -126,7 +126,8 @@ def _triton_model(s: ModelSetting, fused: bool) -> Prepared:
     if s.interpreted and not macs <= INTERPRETER_MODEL_MACS:
         raise Unavailable(
             f"not run under the Triton interpreter: {macs:.3g} MACs would take minutes "
-            f"on CPU (limit {INTERPRETER_MODEL_MACS:.0e}); run on a GPU"
+            f"on CPU (limit {INTERPRETER_MODEL_MACS:.0e}); run on a GPU",
+            lasting=True,
         )
     if fused:
         from models.mobilenet import fuse
