@@ -1,6 +1,21 @@
 """sepbench's harness, in floors that import only downward:
 
-formulas, errors -> counting -> measuring -> experiments -> checking -> reporting -> commands, cli.
+formulas, errors, outdir, progress -> counting -> measuring -> experiments -> checking ->
+reporting -> commands, cli.
 """
 
-import kernels  # noqa: F401  (sets TRITON_INTERPRET on CPU before triton is imported)
+import logging
+
+
+class _NoCudaHomeNotice(logging.Filter):
+    """Drops torch.utils.cpp_extension's "No CUDA runtime is found, using CUDA_HOME=..." (logged
+    on import by every command on a CPU machine with a CUDA toolkit): it concerns building CUDA
+    extensions, which sepbench never does, and the device each run used is in its results."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No CUDA runtime is found")
+
+
+logging.getLogger("torch.utils.cpp_extension").addFilter(_NoCudaHomeNotice())  # before torch
+
+import kernels  # noqa: E402, F401  (sets TRITON_INTERPRET on CPU before triton is imported)

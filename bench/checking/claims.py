@@ -20,6 +20,8 @@ from bench import formulas
 from bench.counting.counters import count_model, count_registered
 from bench.errors import UserError
 from bench.measuring.operators import DWSEP, MODEL
+from bench.measuring.results import RESULTS_CSV
+from bench.measuring.results import load_results as read_results
 from bench.measuring.suites import HEADLINE_ID
 
 COLUMNS = ["claim_id", "document", "statement", "claimed", "measured", "method", "verdict", "note"]
@@ -744,12 +746,20 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
         return pd.read_csv(path)
     except FileNotFoundError:
         raise UserError(f"{what}: {path} does not exist") from None
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise UserError(f"{what}: cannot read {path}: {err}") from None
 
 
 def load_results(folder: str) -> pd.DataFrame:
-    return _read_csv(Path(folder) / "results.csv", "--results")
+    """A report folder's results.csv (or that file itself), checked by the results schema."""
+    path = Path(folder)
+    path = path if path.is_file() else path / RESULTS_CSV
+    if not path.exists():
+        raise UserError(f"--results: {path} does not exist")
+    try:
+        return read_results(path)
+    except UserError as err:
+        raise UserError(f"--results: {err}") from None
 
 
 def load_training(folder: str) -> pd.DataFrame:

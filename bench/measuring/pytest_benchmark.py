@@ -82,6 +82,8 @@ def rows_from_pytest_benchmark(path: Path) -> pd.DataFrame:
     commit = data.get("commit_info") or {}
     rows = []
     for bench in benchmarks:
+        if not isinstance(bench, dict) or not isinstance(bench.get("extra_info") or {}, dict):
+            raise UserError(f"{path}: a benchmark entry is not a JSON object with extra_info")
         extra = bench.get("extra_info") or {}
         missing = [k for k in KEY if k not in extra]
         if missing:
@@ -92,7 +94,7 @@ def rows_from_pytest_benchmark(path: Path) -> pd.DataFrame:
         row = {k: extra.get(k) for k in EXTRA_FIELDS}
         stats = bench.get("stats") or {}
         if extra.get("status", "ok") == "ok" and "median" in stats:
-            row.update(_latencies(stats), status="ok")
+            row.update(_latencies(stats, f"{path}: benchmark {bench.get('name')!r}"), status="ok")
         if not row.get("git_sha") and commit.get("id"):
             row["git_sha"] = commit["id"] + ("-dirty" if commit.get("dirty") else "")
         row["timestamp"] = row.get("timestamp") or data.get("datetime")
@@ -100,14 +102,22 @@ def rows_from_pytest_benchmark(path: Path) -> pd.DataFrame:
     return add_derived(pd.DataFrame(rows, columns=COLUMNS))
 
 
-def _latencies(stats: dict) -> dict:
+def _latencies(stats: dict, where: str) -> dict:
     samples = stats.get("data")
-    if samples:
-        p20, p50, p80 = timing.percentiles([s * 1e3 for s in samples])
-        method = SAMPLES_METHOD
-    else:
-        p20, p50, p80 = stats["q1"] * 1e3, stats["median"] * 1e3, stats["q3"] * 1e3
-        method = "pytest-benchmark (p20/p80 columns hold q1/q3)"
+    try:
+        if samples:
+            p20, p50, p80 = timing.percentiles([float(s) * 1e3 for s in samples])
+            method = SAMPLES_METHOD
+        else:
+            p20, p50, p80 = (float(stats[k]) * 1e3 for k in ("q1", "median", "q3"))
+            method = "pytest-benchmark (p20/p80 columns hold q1/q3)"
+    except KeyError as err:
+        raise UserError(
+            f"{where}: its stats lack {err.args[0]!r} (pytest-benchmark's --benchmark-json "
+            "writes q1, median and q3, and the raw samples with --benchmark-save-data)"
+        ) from None
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{where}: its stats hold something that is not a number ({err})") from None
     return {
         "latency_ms_p20": p20,
         "latency_ms_p50": p50,
