@@ -54,7 +54,7 @@ def _report(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         default=None,
-        help="default runs/report-<device>/; --out reports/<device> refreshes a committed reference",
+        help="default runs/report-<device>/; --out reports/<device> refreshes the committed one",
     )
     p.add_argument(
         "--fresh", action="store_true", help="move the folder's results.csv aside and measure anew"

@@ -60,9 +60,9 @@ class LineProgress:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
+        if not self.closed and self.n:
             self._line()
+        self.closed = True
 
     def _line(self) -> None:
         now = time.monotonic()

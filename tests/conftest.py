@@ -1,10 +1,14 @@
-"""Shared test helpers: the dtype tolerance table and output poisoning.
+"""Shared test helpers: the dtype tolerance table, output poisoning and a read-only folder.
 
 tests/ is on sys.path under pytest (rootdir conftest, no package), so test modules import
 ``from tolerances import tolerance`` or ``from conftest import poison``.
 """
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -15,7 +19,7 @@ from tolerances import TOLERANCES, poison, tolerance
 # ...) are decorated for the interpreter only if it is set when they are imported.
 from kernels import _runtime  # noqa: F401
 
-__all__ = ["TOLERANCES", "poison", "poisoned_allocations", "tolerance"]
+__all__ = ["TOLERANCES", "poison", "poisoned_allocations", "read_only_dir", "tolerance"]
 
 
 @pytest.fixture
@@ -33,3 +37,24 @@ def poisoned_allocations(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(torch, "empty", empty)
     monkeypatch.setattr(torch, "empty_like", empty_like)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """An empty folder nobody can write into, root included: mode 0555, and where root ignores
+    modes the immutable attribute (chattr +i); skips where neither holds."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = False
+    if os.geteuid() == 0:  # root writes through 0555
+        chattr = shutil.which("chattr")
+        made = chattr and subprocess.run([chattr, "+i", str(folder)], capture_output=True)
+        immutable = bool(made) and made.returncode == 0
+        if not immutable:
+            folder.chmod(0o755)
+            pytest.skip("running as root and chattr +i is not available: no read-only folder")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=False)
+    folder.chmod(0o755)

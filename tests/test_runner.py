@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from bench import commands
-from bench.errors import UserError
+from bench.errors import Interrupted, UserError
 from bench.measuring import provenance, runner, timing
 from bench.measuring.operators import Case, Prepared, Provider, Unavailable
 from bench.measuring.pytest_benchmark import rows_from_pytest_benchmark
@@ -284,3 +285,149 @@ def test_smoke_report_end_to_end_on_cpu(tmp_path: Path, monkeypatch: pytest.Monk
     assert "## Claims of the documents, checked" in summary
     for png in ("ratio_gap.png", "speedup.png", "roofline.png", "rbf_throughput.png", "models.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _rows_of_another_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **changes) -> Path:
+    """A results.csv measured by this code, then edited to look like another run's."""
+    monkeypatch.setattr(runner, "cases_for", _fake_cases({"p0": _prepared, "p1": _prepared}))
+    _run(tmp_path, size="quick")
+    csv = tmp_path / "results.csv"
+    df = pd.read_csv(csv)
+    for column, value in changes.items():
+        df[column] = value
+    df.to_csv(csv, index=False)
+    return csv
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"git_sha": "99e8c29a6b17b5ebf0e8b11104b3210eaa8a6066"},  # another commit (a fresh clone
+        {"device": "AMD EPYC 7R13"},  # finding the committed reference), another machine,
+        {"torch_version": "2.0.0"},  # other versions, another thread count, another size
+        {"threads": 7},
+        {"size": "full"},
+    ],
+)
+def test_another_runs_results_are_moved_aside_and_measured_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, changes: dict
+) -> None:
+    csv = _rows_of_another_run(tmp_path, monkeypatch, **changes)
+    old = csv.read_bytes()
+    calls: list[str] = []
+
+    def counted(name: str):
+        def prepare() -> Prepared:
+            calls.append(name)
+            return _prepared()
+
+        return prepare
+
+    monkeypatch.setattr(runner, "cases_for", _fake_cases({n: counted(n) for n in ("p0", "p1")}))
+    df = runner.run([WORKLOAD], tmp_path, "cpu", min_run_time=0.01, size="quick")
+    assert calls == ["p0", "p1"]  # every row measured here, none taken from the other run
+    env = provenance.environment("cpu")
+    assert set(df["git_sha"]) == {env["git_sha"]} and set(df["device"]) == {env["device"]}
+    aside = [p for p in tmp_path.glob("results-*.csv")]
+    assert len(aside) == 1 and aside[0].read_bytes() == old  # kept, not mixed in
+    said = capsys.readouterr().out
+    assert "holds another run" in said and f"moved to {aside[0].name}" in said
+    assert next(iter(changes)) in said  # names what differs
+
+
+def test_a_run_of_the_same_code_resumes_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setattr(runner, "cases_for", _fake_cases({"p0": _prepared, "p1": _prepared}))
+    _run(tmp_path, size="quick")
+    calls: list[str] = []
+    cases = {n: (lambda n=n: calls.append(n) or _prepared()) for n in ("p0", "p1", "p2")}
+    monkeypatch.setattr(runner, "cases_for", _fake_cases(cases))
+    runner.run([WORKLOAD], tmp_path, "cpu", min_run_time=0.01, size="quick")
+    assert calls == ["p2"]
+    sha = provenance.short_sha(provenance.git_sha())
+    assert f"resuming: 2 of 3 rows already measured in this run at {sha}" in capsys.readouterr().out
+    assert not list(tmp_path.glob("results-*.csv"))
+
+
+def test_lasting_unavailable_rows_are_not_retried_others_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def refuse(name: str, lasting: bool):
+        def prepare() -> Prepared:
+            calls.append(name)
+            raise Unavailable(f"{name} cannot run here", lasting=lasting)
+
+        return prepare
+
+    cases = {"size_limit": refuse("size_limit", True), "no_module": refuse("no_module", False)}
+    monkeypatch.setattr(runner, "cases_for", _fake_cases(cases))
+    df = _run(tmp_path).set_index("provider")
+    assert calls == ["size_limit", "no_module"]
+    assert (df.loc[["size_limit", "no_module"], "status"] == "unavailable").all()
+    calls.clear()
+    _run(tmp_path)
+    assert calls == ["no_module"]  # a module may arrive; the size limit of this code cannot move
+
+
+def test_a_partial_last_line_is_dropped_and_measured_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setattr(runner, "cases_for", _fake_cases({"p0": _prepared, "p1": _prepared}))
+    _run(tmp_path)
+    csv = tmp_path / "results.csv"
+    text = csv.read_text()
+    csv.write_text(text[: len(text) - 40])  # a writer killed mid-line
+    calls: list[str] = []
+    cases = {n: (lambda n=n: calls.append(n) or _prepared()) for n in ("p0", "p1")}
+    monkeypatch.setattr(runner, "cases_for", _fake_cases(cases))
+    df = runner.run([WORKLOAD], tmp_path, "cpu", min_run_time=0.01)
+    assert calls == ["p1"]
+    assert "dropped 1 incomplete row(s)" in capsys.readouterr().out
+    assert (df["provider"] == "p1").sum() == 1 and df.set_index("provider").loc[
+        "p1", "status"
+    ] == "ok"
+
+
+def test_unreadable_results_are_refused_unless_fresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "cases_for", _fake_cases({"p0": _prepared}))
+    csv = tmp_path / "results.csv"
+    csv.write_bytes(b"\x00\xff\xfe binary")
+    with pytest.raises(UserError, match="pass --fresh to move it aside"):
+        _run(tmp_path)
+    assert csv.read_bytes() == b"\x00\xff\xfe binary"
+    _run(tmp_path, fresh=True)
+    assert [p.read_bytes() for p in tmp_path.glob("results-*.csv")] == [b"\x00\xff\xfe binary"]
+    assert pd.read_csv(csv)["provider"].tolist()[-1] == "p0"
+
+
+def test_interrupt_says_how_many_rows_are_saved_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def stop() -> Prepared:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "cases_for", _fake_cases({"a": _prepared, "b": stop}))
+    with pytest.raises(Interrupted) as caught:
+        _run(tmp_path)
+    assert str(caught.value) == (
+        f"interrupted; 1 rows saved in {tmp_path / 'results.csv'}; rerun to resume"
+    )
+
+
+def test_each_row_records_its_elapsed_seconds(tmp_path: Path, monkeypatch) -> None:
+    def slow() -> Prepared:
+        time.sleep(1.0)  # setup time counts: elapsed_s is the whole case
+        return _prepared()
+
+    monkeypatch.setattr(runner, "cases_for", _fake_cases({"fast": _prepared, "slow": slow}))
+    df = _run(tmp_path).set_index("provider")
+    assert df.loc["fast", "elapsed_s"] > 0
+    assert (
+        df.loc["slow", "elapsed_s"] >= 1.0
+        and df.loc["slow", "elapsed_s"] > df.loc["fast", "elapsed_s"] + 0.5
+    )

@@ -58,6 +58,7 @@ def test_peaks_are_positive_and_plausible() -> None:
     [
         ({"device": "tpu"}, "device must be"),
         ({"device": "cpu", "min_run_time": 0}, "min_run_time"),
+        ({"device": "cpu", "budget_s": 0}, "budget_s"),
     ],
 )
 def test_time_callable_refuses_bad_arguments(kwargs: dict, message: str) -> None:
@@ -95,3 +96,23 @@ def test_gpu_timer_waits_for_the_device() -> None:
     assert 1 < tflops < 2500
     graph = timing.time_callable(lambda: a @ a, "cuda", cuda_graph=True)
     assert graph.p50_ms > 0.5 * measured.p50_ms
+
+
+@pytest.mark.parametrize(("budget_s", "repeats"), [(None, timing.MIN_CPU_SAMPLES), (0.1, 3)])
+def test_a_row_budget_caps_the_samples_of_a_slow_call(budget_s, repeats: int) -> None:
+    """A 150 ms call: 5 samples without a budget; with one, it stops at 3 (MIN_BUDGET_SAMPLES)
+    once the budget is spent, and the samples are single calls, none discarded."""
+    start = time.perf_counter()
+    measured = timing.time_callable(
+        lambda: time.sleep(0.15), "cpu", min_run_time=0.1, warmup_calls=0, budget_s=budget_s
+    )
+    spent = time.perf_counter() - start
+    assert measured.repeats == repeats == max(timing.MIN_BUDGET_SAMPLES, repeats)
+    assert 150 * 0.98 <= measured.p20_ms <= measured.p50_ms <= measured.p80_ms
+    assert spent < 0.15 * (repeats + 1.5)  # no hidden calls beyond the samples
+    assert "single calls" in measured.method
+
+
+def test_a_budget_leaves_fast_calls_alone() -> None:
+    measured = timing.time_callable(lambda: None, "cpu", min_run_time=0.05, budget_s=1.0)
+    assert measured.repeats >= timing.MIN_CPU_SAMPLES and "blocked_autorange" in measured.method

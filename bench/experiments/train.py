@@ -24,19 +24,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DistributedSampler
-from tqdm import tqdm
 
 from bench.counting.counters import fvcore_macs
 from bench.errors import UserError
 from bench.experiments import datasets
 from bench.measuring import timing
 from bench.measuring.provenance import device_name, resolve_device
+from bench.progress import progress as progress_bar
 from models import registry
 
 
@@ -317,7 +318,7 @@ def _train_epoch(
     cfg: TrainConfig,
     data: datasets.ImageData,
     channels: int,
-    bar: tqdm,
+    bar: Any,
     epoch: int,
     checkpoint: Path,
     on_batch: Callable[[int, int], None] | None,
@@ -465,7 +466,7 @@ def _epoch(run: _Run, epoch: int, progress: bool, on_batch: Callable | None) -> 
     run.train_model.train()
     _sync(run.device)
     start = time.perf_counter()
-    bar = tqdm(
+    bar = progress_bar(  # a bar on a terminal, a line a minute in a log
         batches, desc=f"{run.spec.name} epoch {epoch}/{cfg.epochs}", unit="batch",
         disable=not (progress and run.ctx.main), leave=False,
     )  # fmt: skip

@@ -49,9 +49,10 @@ COLUMNS = [
 ]
 RESULTS_CSV = "results.csv"
 # DESIGN.md's contract: a file without one of these is not a results.csv.
-REQUIRED_COLUMNS = (*KEY, "shape", "latency_ms_p50", "latency_ms_p20", "latency_ms_p80", "macs",
-                    "bytes", "tflops", "gbps", "speedup_vs_baseline", "max_rel_err", "device",
-                    "torch_version", "triton_version", "git_sha", "timestamp", "status")  # fmt: skip
+REQUIRED_COLUMNS = (*KEY, "shape", "latency_ms_p50", "latency_ms_p20", "latency_ms_p80",
+                    "macs", "bytes", "tflops", "gbps", "speedup_vs_baseline", "max_rel_err",
+                    "device", "torch_version", "triton_version", "git_sha", "timestamp",
+                    "status")  # fmt: skip
 STATUSES = ("ok", "error", "unavailable", "interpreter")
 DONE_STATUSES = ("ok", "interpreter")
 # Appended to the message of an "unavailable" row whose reason holds for this code on this device
@@ -172,9 +173,10 @@ def load_results(path: Path) -> pd.DataFrame:
         raise UserError(f"{path} is not a readable CSV: {err}") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
+        has = ", ".join(map(str, df.columns[:8])) + (" ..." if df.shape[1] > 8 else "")
         raise UserError(
             f"{path} lacks the column(s) {', '.join(missing)}: not a sepbench results.csv "
-            f"(its columns: {', '.join(map(str, df.columns[:8]))}{' ...' if df.shape[1] > 8 else ''})"
+            f"(its columns: {has})"
         )
     if df.empty:
         raise UserError(f"{path} has a header but no rows")

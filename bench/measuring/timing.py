@@ -12,6 +12,7 @@ no synchronization) so a report can show how far that method lands from the hone
 from __future__ import annotations
 
 import time
+import timeit as stdlib_timeit
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -104,18 +105,22 @@ def time_callable(
 
 
 def _time_cpu(fn: Callable[[], object], min_run_time: float, budget_s: float | None) -> Timing:
-    """torch.utils.benchmark on the CPU. A first single call, timed and kept, tells a slow call
-    (one fifth of ``min_run_time`` or more) from a fast one: slow calls are timed one at a time
-    (blocked_autorange would spend a discarded call estimating a block size of 1), fast ones
-    in blocks."""
-    timer = torch_benchmark.Timer(
-        stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()
-    )
+    """torch.utils.benchmark's blocked_autorange for fast calls; slow calls (one fifth of
+    ``min_run_time`` or more) one at a time. A first single call, timed and kept, tells which.
+
+    Single samples come from the stdlib timeit that torch.utils.benchmark wraps (GC off, the
+    same clock), not from Timer.timeit, which runs 2 discarded warm-up calls per sample: 0.45 s
+    to take one sample of a 0.15 s call, and 16 calls for a 5-sample row of a slow one.
+    """
+    clock = stdlib_timeit.Timer(fn)
     start = time.perf_counter()
-    first_ms = timer.timeit(1).times[0] * 1e3
+    first_ms = clock.timeit(1) * 1e3
     if first_ms * 1e-3 >= min_run_time / MIN_CPU_SAMPLES:
-        samples_ms, number, method = [first_ms], 1, "single calls (torch.utils.benchmark timeit)"
+        samples_ms, number, method = [first_ms], 1, "single calls (timeit)"
     else:
+        timer = torch_benchmark.Timer(
+            stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()
+        )
         measurement = timer.blocked_autorange(min_run_time=min_run_time)
         samples_ms = [t * 1e3 for t in measurement.times]
         number = measurement.number_per_run
@@ -128,7 +133,7 @@ def _time_cpu(fn: Callable[[], object], min_run_time: float, budget_s: float | N
         return budget_s is not None and len(samples_ms) >= MIN_BUDGET_SAMPLES and spent >= budget_s
 
     while not enough():
-        samples_ms.extend(t * 1e3 for t in timer.timeit(number).times)
+        samples_ms.append(clock.timeit(number) / number * 1e3)
     p20, p50, p80 = percentiles(samples_ms)
     return Timing(p20, p50, p80, repeats=len(samples_ms), method=method)
 
