@@ -151,3 +151,80 @@ def test_plot_refuses_a_folder_without_results(tmp_path: Path) -> None:
         commands.plot(argparse.Namespace(dir=str(tmp_path / "missing")))
     with pytest.raises(UserError, match="no results file"):
         commands.plot(argparse.Namespace(dir=str(tmp_path)))
+
+
+def _lenet_and_models_frame() -> pd.DataFrame:
+    """A lenet suite with three baselines, and a models suite with a pair, a single model and
+    document 001's host clock."""
+    rows = [
+        _row("peaks", "copy_bandwidth", "tensor_copy", None, gbps=20.0, macs=None),
+        _row("peaks", "matmul_rate", "torch_mm", None, tflops=0.2, macs=None),
+        _row("lenet", "dwsep_1_6_k5_s1_32x32_p0", "standard_conv", 0.04, baseline="standard_conv"),
+        _row("lenet", "dwsep_1_6_k5_s1_32x32_p0", "eager_nchw", 0.08, baseline="standard_conv"),
+        _row("lenet", "dwsep_averylongworkloadname_x_y_z_32x32_p0", "standard_conv", 0.04,
+             baseline="standard_conv"),
+        _row("lenet", "dwsep_averylongworkloadname_x_y_z_32x32_p0", "eager_nchw", 0.01,
+             baseline="standard_conv"),
+        _row("lenet", "rbf_b1_d84_k10", "broadcast", 0.02),
+        _row("lenet", "rbf_b1_d84_k10", "cdist_mm", 0.03),
+        _row("lenet", "rbfloss_b1_d84_k10", "doc002_eager", 0.2, baseline="doc002_eager"),
+        _row("lenet", "rbfloss_b1_d84_k10", "eager_stable", 0.1, baseline="doc002_eager"),
+        _row("models", "cifar_cnn", "torch", 9.5),
+        _row("models", "cifar_cnn", "naive_host_clock", 12.0),
+        _row("models", "cifar_cnn_dw", "torch", 8.8),
+        _row("models", "cifar_cnn_dw", "compile", 7.0),
+        _row("models", "mobilenet_v2", "torch", 20.0),
+    ]  # fmt: skip
+    return add_derived(pd.DataFrame(rows, columns=COLUMNS))
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The figures the plot functions draw, kept open and rendered (plots._save is bypassed)."""
+    figures: dict = {}
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        figures[Path(path).name] = fig
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+def test_speedup_panels_hold_one_baseline_each_and_bars_grow_from_1x(tmp_path, drawn) -> None:
+    df = _lenet_and_models_frame()
+    panels = plots.speedup_panels(df)
+    assert [(suite, base) for suite, base, _ in panels] == [
+        ("lenet", "standard_conv"), ("lenet", "broadcast"), ("lenet", "doc002_eager"),
+        ("models", "torch"),
+    ]  # fmt: skip
+    plots.plot_speedup(df, tmp_path / "speedup.png")
+    fig = drawn["speedup.png"]
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        bars = [p for p in ax.patches if p.get_width() != 0]
+        assert bars and all(1.0 in (p.get_x(), p.get_x() + p.get_width()) for p in bars)
+        box = ax.get_window_extent(renderer)
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert legend.x0 >= box.x1  # beside the bars, never over them
+        labels = [t.get_window_extent(renderer) for t in ax.get_yticklabels()]
+        assert min(b.x0 for b in labels) >= 0  # the long workload names are not cut
+        ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert ticks and all(t.endswith("x") for t in ticks)  # 0.5x, 1x, 2x
+    slower = [p for p in fig.axes[0].patches if p.get_width() < 0]
+    assert slower  # eager_nchw at 0.5x draws leftwards from 1x
+
+
+def test_models_plot_pairs_standard_with_twin_and_marks_the_host_clock(tmp_path, drawn) -> None:
+    df = _lenet_and_models_frame()
+    assert plots.model_groups(df) == [["cifar_cnn", "cifar_cnn_dw"], ["mobilenet_v2"]]
+    plots.plot_models(df, tmp_path / "models.png")
+    pair, single = drawn["models.png"].axes
+    assert [t.get_text() for t in pair.get_xticklabels()] == ["torch", "compile"]
+    assert "naive_host_clock" not in [t.get_text() for t in pair.get_xticklabels()]
+    heights = sorted(round(p.get_height(), 6) for p in pair.patches if p.get_height() > 0)
+    assert heights == [7.0, 8.8, 9.5]  # the three timed backends; the host clock is no bar
+    marks = [line for line in pair.lines if line.get_marker() == "x"]
+    assert len(marks) == 1 and marks[0].get_ydata()[0] == 12.0
+    assert [t.get_text() for t in single.get_xticklabels()] == ["torch"]

@@ -12,10 +12,23 @@ matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from bench.measuring.operators import COMPUTES_WORKLOAD, DWSEP, FAMILIES, family_of
+from bench.measuring.operators import (
+    COMPUTES_WORKLOAD,
+    DWSEP,
+    FAMILIES,
+    MODEL,
+    RBF,
+    RBF_LOSS,
+    family_of,
+    operator_with_baseline,
+)
 from bench.measuring.results import ok_rows, peaks_of
 from bench.measuring.suites import HEADLINE_ID
+from models import registry
 
 PLOTS = {
     "ratio_gap.png": "operation ratio (formulas) vs measured latency ratio, standard / separable",
@@ -62,7 +75,8 @@ def provider_family(provider: str) -> str:
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # constrained-layout figures place their own legends
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -102,32 +116,66 @@ def plot_ratio_gap(df: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_speedup(df: pd.DataFrame, path: Path) -> Path:
+def speedup_panels(df: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """(suite, baseline, rows) per panel of speedup.png: the timed alternatives of one suite
+    against one baseline, so no panel mixes baselines (the lenet suite holds three)."""
     ok = ok_rows(df).dropna(subset=["speedup_vs_baseline"])
-    ok = ok[(ok["provider"] != ok["baseline"]) & alternatives(ok)]
-    suites = list(dict.fromkeys(ok["suite"]))
-    heights = []
-    for suite in suites:
-        part = ok[ok["suite"] == suite]
-        bars = part[["workload", "batch", "dtype"]].drop_duplicates().shape[0]
-        heights.append(max(1.5, 0.18 * bars * part["provider"].nunique() ** 0.5))
-    if not suites:
+    ok = ok[(ok["provider"] != ok["baseline"]) & alternatives(ok)].copy()
+    many_dtypes = ok["dtype"].nunique() > 1
+    ok["label"] = ok["workload"] + " N" + ok["batch"].astype(str)
+    if many_dtypes:
+        ok["label"] += " " + ok["dtype"]
+    return [
+        (suite, baseline, part)
+        for (suite, baseline), part in ok.groupby(["suite", "baseline"], sort=False)
+    ]
+
+
+def _times_axis(ax: plt.Axes, values: pd.Series) -> None:
+    """A log x axis through 1x whose ticks read 0.5x, 1x, 2x (not 5x10^-1), as dense as the
+    range allows without labels running into each other."""
+    lo, hi = min(values.min(), 1.0), max(values.max(), 1.0)
+    ax.set_xscale("log")
+    ax.set_xlim(lo / 1.3, hi * 1.3)
+    decades = math.log10(hi * 1.3 / (lo / 1.3))
+    subs = (1.0, 2.0, 5.0) if decades > 1.5 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+    if decades < 0.5:
+        subs = (1.0, 1.1, 1.2, 1.3, 1.5, 1.7, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
+    ax.xaxis.set_major_locator(LogLocator(subs=subs))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_speedup(df: pd.DataFrame, path: Path) -> Path:
+    panels = speedup_panels(df)
+    if not panels:
         fig, ax = plt.subplots(figsize=(7, 3))
         _empty(ax, "timed non-baseline")
         return _save(fig, path)
-    fig, axes = plt.subplots(len(suites), 1, figsize=(9, sum(heights) + 1), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})  # fmt: skip
-    for ax, suite in zip(axes[:, 0], suites, strict=True):
-        part = ok[ok["suite"] == suite].copy()
-        part["label"] = part["workload"] + " N" + part["batch"].astype(str) + " " + part["dtype"]
-        table = part.pivot_table(index="label", columns="provider", values="speedup_vs_baseline")
-        table.plot.barh(ax=ax, width=0.85, legend=True)
+    heights = [0.9 + 0.16 * len(part) for *_, part in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, sum(heights) + 0.4), squeeze=False,
+                             height_ratios=heights, layout="constrained")  # fmt: skip
+    for ax, (suite, baseline, part) in zip(axes[:, 0], panels, strict=True):
+        labels = list(dict.fromkeys(part["label"]))
+        providers = list(dict.fromkeys(part["provider"]))
+        step = min(0.8 / len(providers), 0.3)
+        for j, provider in enumerate(providers):
+            rows = part[part["provider"] == provider].drop_duplicates("label", keep="last")
+            ys = [
+                labels.index(lab) + (j - (len(providers) - 1) / 2) * step for lab in rows["label"]
+            ]
+            # bars grow from 1x: right of the line is faster than the baseline, left is slower
+            ax.barh(ys, rows["speedup_vs_baseline"] - 1, left=1, height=step,
+                    color=f"C{j}", label=provider)  # fmt: skip
         ax.axvline(1.0, color="k", lw=0.8)
-        ax.set_xscale("log")
-        base = ", ".join(sorted(set(part["baseline"].dropna())))
-        ax.set(title=f"{suite}: speedup over {base}", xlabel="speedup (log)", ylabel="")
-        ax.tick_params(axis="y", labelsize=6)
-        ax.legend(fontsize=6, loc="lower right")
+        _times_axis(ax, part["speedup_vs_baseline"])
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.invert_yaxis()
+        op = operator_with_baseline(baseline)
+        what = op.title if op is not None else "workloads"
+        ax.set_title(f"{suite} suite, {what}: speedup over {baseline}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    axes[-1, 0].set_xlabel("speedup over the baseline (log; right of 1x = faster)")
     return _save(fig, path)
 
 
@@ -163,38 +211,105 @@ def plot_roofline(df: pd.DataFrame, path: Path) -> Path:
 def plot_rbf(df: pd.DataFrame, path: Path) -> Path:
     ok = ok_rows(df)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, prefix, title in ((axes[0], "rbf_", "distance"), (axes[1], "rbfloss_", "loss fwd+bwd")):
-        part = ok[ok["workload"].str.startswith(prefix)].dropna(subset=["tflops"])
+    for ax, op in ((axes[0], RBF), (axes[1], RBF_LOSS)):
+        part = ok[ok["baseline"] == op.baseline.name].dropna(subset=["tflops"])
         if part.empty:
-            _empty(ax, f"RBF {title}")
+            _empty(ax, op.title)
             continue
-        for (provider, dtype), g in part.groupby(["provider", "dtype"]):
+        for i, ((provider, dtype), g) in enumerate(part.groupby(["provider", "dtype"])):
             g = g.sort_values("macs")
-            ax.plot(g["macs"], g["tflops"] * 1e3, marker="o", label=f"{provider} {dtype}")
+            # a marker per provider: single-size providers (compile) may sit on another's point
+            ax.plot(g["macs"], g["tflops"] * 1e3, marker="os^Dv<>Px*"[i % 10], ms=6, alpha=0.85,
+                    label=f"{provider} {dtype}")  # fmt: skip
         ax.set(xscale="log", yscale="log", xlabel="MACs (B x K x D per product)",
-               ylabel="achieved GFLOP/s", title=f"RBF {title}")  # fmt: skip
+               ylabel="achieved GFLOP/s", title=op.title)  # fmt: skip
         ax.legend(fontsize=6)
     return _save(fig, path)
 
 
+# Bar colour and legend text per model role in models.png.
+MODEL_ROLES = {
+    "standard": ("C0", "standard model (first in the panel title)"),
+    "twin": ("C1", "its depthwise-separable twin"),
+    "single": ("C2", "model without a twin (named in the title)"),
+}
+
+
+def model_groups(df: pd.DataFrame) -> list[list[str]]:
+    """[standard model, its depthwise twin] per pair measured; a model without a pair
+    (MobileNetV2) is a group of its own."""
+    names = list(dict.fromkeys(df.loc[df["suite"] == "models", "workload"]))
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        head = _pair_of(name) or name
+        groups.setdefault(head, [])
+        groups[head].insert(0 if name == head else len(groups[head]), name)
+    return list(groups.values())
+
+
+def _pair_of(name: str) -> str | None:
+    try:
+        return registry.get(name).pair
+    except registry.UnknownModelError:
+        return None
+
+
 def plot_models(df: pd.DataFrame, path: Path) -> Path:
-    ok = ok_rows(df)
-    part = ok[ok["suite"] == "models"].copy()
-    fig, ax = plt.subplots(figsize=(9, 4.8))
-    if part.empty:
+    """One panel per (standard model, batch, dtype): each backend's bar for the standard model
+    beside its depthwise twin; document 001's host clock marked on the eager bar it times."""
+    part = ok_rows(df)
+    part = part[part["suite"] == "models"]
+    groups = model_groups(part)
+    settings = list(dict.fromkeys(zip(part["batch"], part["dtype"], strict=True)))
+    if not groups:
+        fig, ax = plt.subplots(figsize=(9, 4.8))
         _empty(ax, "whole-model")
         return _save(fig, path)
-    part["label"] = part["workload"] + " N" + part["batch"].astype(str) + " " + part["dtype"]
-    p50 = part.pivot_table(index="label", columns="provider", values="latency_ms_p50")
-    lo = p50 - part.pivot_table(index="label", columns="provider", values="latency_ms_p20")
-    hi = part.pivot_table(index="label", columns="provider", values="latency_ms_p80") - p50
-    errors = [[lo[c].fillna(0).values, hi[c].fillna(0).values] for c in p50.columns]
-    p50.plot.bar(ax=ax, yerr=errors, capsize=2, width=0.8)
-    ax.set(yscale="log", ylabel="latency, ms (p50; bars p20-p80)", xlabel="",
-           title="Whole models: standard vs depthwise-separable, per backend")  # fmt: skip
-    ax.tick_params(axis="x", labelsize=7, labelrotation=30)
-    ax.legend(fontsize=7)
+    size = (3.2 * len(groups) + 0.4, 2.9 * len(settings) + 0.8)
+    fig, axes = plt.subplots(len(settings), len(groups), squeeze=False, figsize=size,
+                             layout="constrained")  # fmt: skip
+    for row, (batch, dtype) in enumerate(settings):
+        for col, names in enumerate(groups):
+            here = part[(part["batch"] == batch) & (part["dtype"] == dtype)]
+            _model_panel(axes[row, col], here[here["workload"].isin(names)], names)
+            axes[row, col].set_title(f"{' vs '.join(names)}, N{batch} {dtype}", fontsize=8)
+        axes[row, 0].set_ylabel("latency, ms (p50; whiskers p20-p80)", fontsize=8)
+    handles = [Patch(color=color, label=text) for color, text in MODEL_ROLES.values()]
+    handles.append(Line2D([], [], color="k", marker="x", ls="", label=_NAIVE_LABEL))
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=7, frameon=False)
+    fig.suptitle("Whole models: standard vs depthwise-separable twin, per backend (rows "
+                 "without a latency, e.g. Triton under the interpreter, are left out)",
+                 fontsize=9)  # fmt: skip
     return _save(fig, path)
+
+
+_NAIVE_LABEL = "document 001's host clock of the same eager model (a method, not a backend)"
+
+
+def _model_panel(ax: plt.Axes, rows: pd.DataFrame, names: list[str]) -> None:
+    naive = rows[rows["provider"].map(family_of) == "methodology"]
+    timed = rows[rows["provider"].map(family_of) != "methodology"]
+    backends = [p for p in MODEL.names() if p in set(timed["provider"])]
+    if not backends:
+        _empty(ax, "timed")
+        return
+    step = 0.35
+    for j, name in enumerate(names):
+        role = "single" if len(names) == 1 else ("standard" if j == 0 else "twin")
+        mine = timed[timed["workload"] == name].drop_duplicates("provider", keep="last")
+        mine = mine.set_index("provider").reindex(backends)
+        xs = [i + (j - (len(names) - 1) / 2) * step for i in range(len(backends))]
+        p50 = mine["latency_ms_p50"]
+        err = [(p50 - mine["latency_ms_p20"]).fillna(0), (mine["latency_ms_p80"] - p50).fillna(0)]
+        ax.bar(xs, p50, width=step, yerr=err, capsize=2, color=MODEL_ROLES[role][0])
+        for _, r in naive[naive["workload"] == name].iterrows():
+            wraps = MODEL.provider(r["provider"]).wraps  # the eager bar whose function it times
+            if wraps in backends:
+                ax.plot(xs[backends.index(wraps)], r["latency_ms_p50"], "kx", ms=7)
+    ax.set_xticks(range(len(backends)), backends, fontsize=7)
+    ax.set_xlim(-0.6, len(backends) - 0.4)
+    ax.set_ylim(bottom=0)
+    ax.tick_params(axis="y", labelsize=7)
 
 
 _DRAW = {

@@ -144,6 +144,7 @@ class Operator:
     setting: type[Setting]
     providers: tuple[Provider, ...]
     description: str
+    title: str = ""  # a few words for plot titles and tables ("dw-sep block")
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.providers]

@@ -299,4 +299,5 @@ OPERATOR = Operator(
     DwsepSetting,
     tuple(PROVIDERS),
     "fused depthwise KxK -> BN -> act -> pointwise 1x1 -> BN -> act",
+    title="dw-sep block",
 )

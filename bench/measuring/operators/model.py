@@ -186,4 +186,5 @@ OPERATOR = Operator(
     ModelSetting,
     tuple(PROVIDERS),
     "a registered model's forward pass (the documents' networks and MobileNetV2)",
+    title="whole model",
 )

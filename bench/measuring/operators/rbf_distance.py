@@ -202,4 +202,5 @@ OPERATOR = Operator(
     RbfSetting,
     tuple(PROVIDERS),
     "squared Euclidean distances from B features to K prototypes (LeNet-5's RBF layer)",
+    title="RBF distance",
 )

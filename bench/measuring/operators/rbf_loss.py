@@ -148,4 +148,5 @@ OPERATOR = Operator(
     RbfLossSetting,
     tuple(PROVIDERS),
     "LeCun et al.'s RBF loss on features and prototypes, forward and backward",
+    title="RBF loss fwd+bwd",
 )
