@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# The main job: every suite (quick sizes) on this machine's own device -> reports/<device>/.
+# The main job: every suite (quick sizes) on this machine's own device -> runs/report-<device>/
+# (untracked; the committed reports/<device>/ change only with an explicit --out).
 report: $(STAMP)
 	$(PY) -m bench report --quick
 

@@ -10,6 +10,7 @@ import pytest
 
 from bench import commands, formulas
 from bench.errors import UserError
+from bench.measuring.operators import OPERATORS, provider_table
 from bench.measuring.results import COLUMNS, PEAKS_SUITE, add_derived, write_csv_atomic
 from bench.measuring.suites import HEADLINE_ID
 from bench.reporting import plots, summary
@@ -228,3 +229,13 @@ def test_models_plot_pairs_standard_with_twin_and_marks_the_host_clock(tmp_path,
     marks = [line for line in pair.lines if line.get_marker() == "x"]
     assert len(marks) == 1 and marks[0].get_ydata()[0] == 12.0
     assert [t.get_text() for t in single.get_xticklabels()] == ["torch"]
+
+
+def test_readme_provider_table_is_the_generated_one() -> None:
+    """README.md's table of provider names is provider_table()'s output, so it cannot drift
+    from the operators' tables (regenerate it with the command the README gives)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("<!-- providers:start -->\n")[1].split("\n<!-- providers:end -->")[0]
+    assert block == provider_table()
+    for op in OPERATORS.values():
+        assert all(f"`{p.name}`" in block for p in op.providers)

@@ -254,7 +254,9 @@ def test_device_slug_and_default_out() -> None:
     assert provenance.default_out("cpu").parts == ("runs", "report-cpu")
 
 
-def test_smoke_report_end_to_end_on_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_smoke_report_end_to_end_on_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     """The real providers, kernels (interpreter), plots and summary on the tiny smoke suite."""
     args = argparse.Namespace(
         suite=None, size="smoke", device="cpu", out=str(tmp_path), fresh=True,
@@ -263,6 +265,14 @@ def test_smoke_report_end_to_end_on_cpu(tmp_path: Path, monkeypatch: pytest.Monk
     assert commands.report(args) == 0
     df = pd.read_csv(tmp_path / "results.csv")
     work = df[df["suite"] != PEAKS_SUITE]
+    said = capsys.readouterr()
+    counts = ", ".join(f"{k} {v}" for k, v in work["status"].value_counts().items())
+    # the console and the summary count the same rows, peaks apart
+    assert f"{len(work)} rows ({counts}) and 2 peak rows in" in said.out
+    summary_md = (tmp_path / "summary.md").read_text()
+    assert f"| rows | {len(work)} ({counts}) and 2 peak rows |" in summary_md
+    assert "s wall for this command" in summary_md and "s measuring" in summary_md
+    assert "\r" not in said.err  # progress off a terminal: whole lines
     assert set(work["suite"]) == {"documents", "mobilenet", "lenet", "rbf", "models"}
     assert not work.duplicated(subset=list(KEY)).any()
     ok = work[work["status"] == "ok"]

@@ -45,6 +45,7 @@ __all__ = [
     "max_rel_err",
     "operator_for",
     "operator_with_baseline",
+    "provider_table",
     "providers_in",
 ]
 
@@ -92,3 +93,24 @@ def operator_with_baseline(baseline: str) -> Operator | None:
     """The operator whose baseline provider is ``baseline`` (a results row's `baseline` column
     names it, so a row finds its operator without knowing workload kinds)."""
     return next((op for op in OPERATORS.values() if op.baseline.name == baseline), None)
+
+
+def provider_table() -> str:
+    """What each provider name means, as markdown drawn from the operators' provider tables:
+    the families, then one row per (operator, provider). README.md holds this function's output
+    between its `providers` markers; a test keeps the two equal, so the README cannot drift."""
+    lines = ["| family | what it is |", "|---|---|"]
+    lines += [f"| `{name}` | {text} |" for name, text in FAMILIES.items()]
+    lines += ["", "| workload | provider | family | role | layout | one timed call |"]
+    lines.append("|---|---|---|---|---|---|")
+    for op in OPERATORS.values():
+        for p in op.providers:
+            role = ["baseline"] if p.baseline else []
+            if p.document:
+                role.append("the documents' own way")
+            if p.wraps:
+                role.append(f"times `{p.wraps}`'s function")
+            times = p.times.replace("|", "\\|")
+            lines.append(f"| {op.title} | `{p.name}` | {p.family} | {'; '.join(role)} | "
+                         f"{p.layout} | {times} |")  # fmt: skip
+    return "\n".join(lines)
