@@ -40,7 +40,9 @@ def test_empty_and_own_folders_pass(tmp_path: Path, content: str | None) -> None
     ],
     ids=["root", "home", "tilde", "file", "foreign", "below-a-file"],
 )
-def test_refused_folders(tmp_path: Path, where, message: str) -> None:
+def test_refused_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where, message: str):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # a home of the test's own
+    (tmp_path / "home").mkdir()
     target = where(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(UserError, match=message):
