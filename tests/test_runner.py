@@ -271,7 +271,7 @@ def test_smoke_report_end_to_end_on_cpu(
     assert f"{len(work)} rows ({counts}) and 2 peak rows in" in said.out
     summary_md = (tmp_path / "summary.md").read_text()
     assert f"| rows | {len(work)} ({counts}) and 2 peak rows |" in summary_md
-    assert "s wall for this command" in summary_md and "s measuring" in summary_md
+    assert "| run time | this command " in summary_md and "measuring the rows " in summary_md
     assert "\r" not in said.err  # progress off a terminal: whole lines
     assert set(work["suite"]) == {"documents", "mobilenet", "lenet", "rbf", "models"}
     assert not work.duplicated(subset=list(KEY)).any()

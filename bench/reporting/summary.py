@@ -143,13 +143,12 @@ def run_time(df: pd.DataFrame, started: float | None = None) -> str:
     spent = pd.to_numeric(work["elapsed_s"], errors="coerce")
     parts = []
     if started is not None:
-        parts.append(f"{time.perf_counter() - started:.0f} s wall for this command")
+        parts.append(f"this command {time.perf_counter() - started:.0f} s wall (summary included)")
     if spent.notna().any():
         slow = work.loc[spent.idxmax()]
         parts.append(
-            f"{spent.sum():.0f} s measuring (the rows' elapsed_s summed, earlier sessions of a "
-            f"resumed run included; slowest: {slow['workload']} {slow['provider']}, "
-            f"{spent.max():.1f} s)"
+            f"measuring the rows {spent.sum():.0f} s (elapsed_s summed over every session of "
+            f"the run); slowest row {slow['workload']} {slow['provider']}, {spent.max():.1f} s"
         )
     return "; ".join(parts) or "not recorded"
 
