@@ -34,8 +34,8 @@ def check_out_dir(path: str | Path, ours: Sequence[str], flag: str = "--out") ->
         raise UserError(f"{flag} {path} is a file, not a folder; give a folder (it may not exist)")
     if folder.is_dir() and any(folder.iterdir()) and not _is_ours(folder, ours):
         raise UserError(
-            f"{flag} {path} is not empty and was not made by sepbench (none of "
-            f"{', '.join(ours)} in it); give a new or empty folder"
+            f"{flag} {path} is not empty and was not made by sepbench for this command "
+            f"(none of {', '.join(ours)} in it); give a new or empty folder"
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
