@@ -208,3 +208,20 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path: Path) -> None:
     saved = int(last.split("interrupted; ")[1].split(" rows")[0])
     rows = (out / "results.csv").read_text().splitlines()
     assert saved == len(rows) - 1 - 2  # header and the two peak rows are not counted
+
+
+@pytest.mark.parametrize("command", ["train", "compare-training"])
+def test_ctrl_c_in_training_says_how_to_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, capsys
+) -> None:
+    from bench.experiments import train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train", interrupted)
+    monkeypatch.setattr(train, "compare_pair", interrupted)
+    assert main([*COMMANDS[command], "--out", str(tmp_path / "run")]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith(f"sepbench {command}: interrupted; ") and "--resume" in err
+    assert err.count("\n") == 1

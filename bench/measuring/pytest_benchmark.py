@@ -40,6 +40,7 @@ EXTRA_FIELDS = (
     "triton_version",
     "git_sha",
     "timestamp",
+    "elapsed_s",
 )
 SAMPLES_METHOD = "pytest-benchmark samples"
 
