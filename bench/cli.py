@@ -64,6 +64,29 @@ def _report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir")
 
 
+def _inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect", help="compile every Triton kernel for sm_80/sm_90 (no GPU) and read the cubins"
+    )
+    p.add_argument("--kernel", nargs="+", action="extend", default=None, metavar="K",
+                   help="dwsep, rbf_distance, rbf_loss_fwd, rbf_loss_grad_x, rbf_loss_grad_c "
+                   "(default all)")  # fmt: skip
+    p.add_argument("--suite", nargs="+", action="extend", default=None, metavar="S",
+                   help="suites whose GPU workloads are compiled "
+                   "(default documents mobilenet rbf)")  # fmt: skip
+    p.add_argument("--arch", nargs="+", action="extend", default=None, metavar="A",
+                   help="sm_80 (A100) and/or sm_90 (H100/H200); default both")  # fmt: skip
+    p.add_argument("--dtype", nargs="+", action="extend", default=None,
+                   choices=["float32", "float16", "bfloat16"],
+                   help="default all three")  # fmt: skip
+    p.add_argument("--full", dest="size", action="store_const", const="full", default="quick",
+                   help="the suites' full GPU sizes (default quick)")  # fmt: skip
+    p.add_argument("--out", default="runs/inspect", help="folder for compiled.csv/.png/.md")
+    p.add_argument("--dump-cubin", default=None, metavar="DIR",
+                   help="also write every cubin there (names in the cubin column)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=None, help="compile processes (default: cores)")
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
@@ -111,6 +134,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "claims": commands.claims,
     "report": commands.report,
     "plot": commands.plot,
+    "inspect": commands.inspect,
     "train": commands.train,
     "compare-training": commands.compare_training,
 }
@@ -123,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "counters vs measured latency.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_count, _claims, _report, _train):
+    for add in (_count, _claims, _report, _inspect, _train):
         add(sub)
     return parser
 

@@ -107,6 +107,32 @@ def plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def inspect(args: argparse.Namespace) -> int:
+    """Compile the kernels for GPU targets here and write compiled.csv / .png / .md."""
+    from bench.measuring.inspect import DEFAULT_SUITES, DTYPES, KERNELS, inspect_kernels
+    from bench.measuring.results import write_csv_atomic
+    from bench.reporting.compiled import write_compiled_summary
+    from bench.reporting.plots import plot_compiled
+
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be a positive integer, got {args.workers}")
+    out = Path(args.out)
+    df = inspect_kernels(
+        tuple(args.kernel or KERNELS), tuple(args.suite or DEFAULT_SUITES),
+        tuple(args.arch or ("sm_80", "sm_90")), dtypes=tuple(args.dtype or DTYPES),
+        size=args.size, workers=args.workers,
+        dump_cubin=Path(args.dump_cubin) if args.dump_cubin else None,
+    )  # fmt: skip
+    write_csv_atomic(df, out / "compiled.csv")
+    paths = [out / "compiled.csv", plot_compiled(df, out / "compiled.png")]
+    paths.append(write_compiled_summary(df, out / "compiled.md"))
+    status = df["status"].value_counts().to_dict()
+    print(f"{len(df)} compiled configs ({status}); {int((df['spill_bytes'] > 0).sum())} spill")
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
 def train(args: argparse.Namespace) -> int:
     from bench.experiments import train as tr
 

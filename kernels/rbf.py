@@ -22,6 +22,7 @@ program sums a slab of rows into its own partial, and torch sums the partials (n
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 
@@ -32,7 +33,7 @@ import triton
 import triton.language as tl
 
 # isort: on
-from kernels._autotune import fit_to_problem
+from kernels._autotune import Tunable
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 REDUCTIONS = ("mean", "sum", "none")
@@ -413,29 +414,24 @@ def _grad_configs() -> list[triton.Config]:
     ]
 
 
-def _prune_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+def _tile_sizes(named_args: dict) -> dict[str, int]:
     """Tiles no wider than the problem (K=10 needs no 128-wide K tile)."""
-    sizes = {"BLOCK_B": named_args["B"], "BLOCK_K": named_args["K"], "BLOCK_DO": named_args["D"]}
-    return fit_to_problem(configs, sizes)
+    return {"BLOCK_B": named_args["B"], "BLOCK_K": named_args["K"], "BLOCK_DO": named_args["D"]}
 
 
-def _autotuned(kernel: triton.JITFunction, configs: list[triton.Config]):
-    # B is bucketed to a power of two so a ragged last batch does not re-tune.
-    return triton.autotune(
-        configs=configs,
-        key=["B_BUCKET", "K", "D"],
-        prune_configs_by={"early_config_prune": _prune_configs},
-    )(kernel)
+# B is bucketed to a power of two in the key, so a ragged last batch does not re-tune.
+_KEY = ("B_BUCKET", "K", "D")
+TUNABLES = {
+    "distance": Tunable(_rbf_distance_kernel, _distance_configs, _tile_sizes, _KEY),
+    "loss_fwd": Tunable(_rbf_loss_fwd_kernel, _distance_configs, _tile_sizes, _KEY),
+    "grad_x": Tunable(_rbf_loss_grad_x_kernel, _grad_configs, _tile_sizes, _KEY),
+    "grad_c": Tunable(_rbf_loss_grad_c_kernel, _grad_configs, _tile_sizes, _KEY),
+}
 
 
 @functools.cache
 def _tuned_kernels() -> dict[str, object]:
-    return {
-        "distance": _autotuned(_rbf_distance_kernel, _distance_configs()),
-        "loss_fwd": _autotuned(_rbf_loss_fwd_kernel, _distance_configs()),
-        "grad_x": _autotuned(_rbf_loss_grad_x_kernel, _grad_configs()),
-        "grad_c": _autotuned(_rbf_loss_grad_c_kernel, _grad_configs()),
-    }
+    return {name: tunable.autotuned() for name, tunable in TUNABLES.items()}
 
 
 # ------------------------------------------------------------------------------ launchers
@@ -477,15 +473,26 @@ def _numerics(dtype: torch.dtype, refine: bool) -> dict[str, object]:
     }
 
 
-def _distance_forward(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+Launch = tuple[tuple, dict, Callable[[dict], tuple[int, ...]]]  # args, kwargs, grid
+
+
+def distance_launch(x: torch.Tensor, centers: torch.Tensor, out: torch.Tensor) -> Launch:
+    """The distance kernel's launch: what rbf_distance runs, and what bench.measuring.inspect
+    compiles for a GPU target."""
     (B, D), K = x.shape, centers.shape[0]
-    out = torch.empty((B, K), dtype=x.dtype, device=x.device)
-    grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), triton.cdiv(K, meta["BLOCK_K"]))
-    _tuned_kernels()["distance"][grid](
+    args = (
         x, centers, out, B, K, D, triton.next_power_of_2(B),
         x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
-        out.stride(0), out.stride(1), **_numerics(x.dtype, refine=True),
+        out.stride(0), out.stride(1),
     )  # fmt: skip
+    grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), triton.cdiv(K, meta["BLOCK_K"]))
+    return args, _numerics(x.dtype, refine=True), grid
+
+
+def _distance_forward(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    out = torch.empty((x.shape[0], centers.shape[0]), dtype=x.dtype, device=x.device)
+    args, kwargs, grid = distance_launch(x, centers, out)
+    _tuned_kernels()["distance"][grid](*args, **kwargs)
     return out
 
 
@@ -545,28 +552,72 @@ def _check_target(
     return target.to(torch.int64).contiguous()
 
 
-def _rows_per_slab(B: int, K: int, D: int, device: torch.device) -> int:
-    """Rows each grad_c program sums: enough slabs to fill the GPU, few enough partials."""
-    if device.type != "cuda":
-        return 32  # interpreter: small slabs so tests cover several partials
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
+def rows_per_slab(B: int, K: int, D: int, sms: int | None) -> int:
+    """Rows each grad_c program sums: enough slabs to fill ``sms`` multiprocessors twice, few
+    enough partials. ``sms`` None (the interpreter): 32, so tests cover several partials."""
+    if sms is None:
+        return 32
     tiles = triton.cdiv(K, 64) * triton.cdiv(D, 128)
     slabs = max(1, min(triton.cdiv(B, 64), (2 * sms) // tiles))
     return triton.cdiv(B, slabs)
 
 
+def loss_fwd_launch(
+    x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, per_row: torch.Tensor,
+    lse: torch.Tensor, j: float,
+) -> Launch:  # fmt: skip
+    (B, D), K = x.shape, centers.shape[0]
+    args = (
+        x, centers, target, per_row, lse, -float(j), B, K, D, triton.next_power_of_2(B),
+        x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
+    )  # fmt: skip
+    grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]),)
+    return args, _numerics(x.dtype, refine=False), grid
+
+
+def grad_x_launch(
+    x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, lse: torch.Tensor,
+    g: torch.Tensor, grad_x: torch.Tensor,
+) -> Launch:  # fmt: skip
+    (B, D), K = x.shape, centers.shape[0]
+    args = (
+        x, centers, target, lse, g, grad_x, B, K, D, triton.next_power_of_2(B),
+        x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
+        grad_x.stride(0), grad_x.stride(1),
+    )  # fmt: skip
+    grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), triton.cdiv(D, meta["BLOCK_DO"]))
+    return args, _numerics(x.dtype, refine=False), grid
+
+
+def grad_c_launch(
+    x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, lse: torch.Tensor,
+    g: torch.Tensor, partial: torch.Tensor, rows: int,
+) -> Launch:  # fmt: skip
+    (B, D), K = x.shape, centers.shape[0]
+    args = (
+        x, centers, target, lse, g, partial, B, K, D, triton.next_power_of_2(B), rows,
+        x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
+        partial.stride(0), partial.stride(1), partial.stride(2),
+    )  # fmt: skip
+    slabs = partial.shape[0]
+    grid = lambda meta: (triton.cdiv(K, meta["BLOCK_K"]), triton.cdiv(D, meta["BLOCK_DO"]), slabs)
+    return args, _numerics(x.dtype, refine=False), grid
+
+
+def _sms(device: torch.device) -> int | None:
+    if device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
 class _RBFLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, centers, target, j, reduction):
-        (B, D), K = x.shape, centers.shape[0]
+        B = x.shape[0]
         per_row = torch.empty((B,), dtype=torch.float32, device=x.device)
         lse = torch.empty((B,), dtype=torch.float32, device=x.device)
-        grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]),)
-        _tuned_kernels()["loss_fwd"][grid](
-            x, centers, target, per_row, lse, -float(j), B, K, D, triton.next_power_of_2(B),
-            x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
-            **_numerics(x.dtype, refine=False),
-        )  # fmt: skip
+        args, kwargs, grid = loss_fwd_launch(x, centers, target, per_row, lse, j)
+        _tuned_kernels()["loss_fwd"][grid](*args, **kwargs)
         ctx.save_for_backward(x, centers, target, lse)
         ctx.reduction = reduction
         if reduction == "mean":
@@ -586,28 +637,17 @@ class _RBFLoss(torch.autograd.Function):
         elif ctx.reduction == "sum":
             g = g.expand(B)
         g = g.contiguous()
-        common = (B, K, D, triton.next_power_of_2(B))
-        strides = (x.stride(0), x.stride(1), centers.stride(0), centers.stride(1))
         grad_x = grad_c = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.empty((B, D), dtype=x.dtype, device=x.device)
-            grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), triton.cdiv(D, meta["BLOCK_DO"]))
-            _tuned_kernels()["grad_x"][grid](
-                x, centers, target, lse, g, grad_x, *common, *strides,
-                grad_x.stride(0), grad_x.stride(1), **_numerics(x.dtype, refine=False),
-            )  # fmt: skip
+            args, kwargs, grid = grad_x_launch(x, centers, target, lse, g, grad_x)
+            _tuned_kernels()["grad_x"][grid](*args, **kwargs)
         if ctx.needs_input_grad[1]:
-            rows = _rows_per_slab(B, K, D, x.device)
-            slabs = triton.cdiv(B, rows)
-            partial = torch.empty((slabs, K, D), dtype=torch.float32, device=x.device)
-            grid = lambda meta: (
-                triton.cdiv(K, meta["BLOCK_K"]), triton.cdiv(D, meta["BLOCK_DO"]), slabs,
-            )  # fmt: skip
-            _tuned_kernels()["grad_c"][grid](
-                x, centers, target, lse, g, partial, *common, rows, *strides,
-                partial.stride(0), partial.stride(1), partial.stride(2),
-                **_numerics(x.dtype, refine=False),
-            )  # fmt: skip
+            rows = rows_per_slab(B, K, D, _sms(x.device))
+            partial = torch.empty((triton.cdiv(B, rows), K, D), dtype=torch.float32,
+                                  device=x.device)  # fmt: skip
+            args, kwargs, grid = grad_c_launch(x, centers, target, lse, g, partial, rows)
+            _tuned_kernels()["grad_c"][grid](*args, **kwargs)
             grad_c = partial.sum(0).to(centers.dtype)  # second pass: deterministic order
         return grad_x, grad_c, None, None, None
 

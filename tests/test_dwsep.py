@@ -171,7 +171,7 @@ def test_poison_fixture_poisons(poisoned_allocations) -> None:
 
 
 def test_autotune_pruning_fits_tiles_to_the_problem() -> None:
-    """_prune_configs on the GPU config list (pure Python, no device needed)."""
+    """The size pruning on a hand-made config list (pure Python, no device needed)."""
     import triton
 
     from kernels import dwsep
@@ -180,11 +180,11 @@ def test_autotune_pruning_fits_tiles_to_the_problem() -> None:
         triton.Config({"BLOCK_P": p, "BLOCK_C": c, "BLOCK_CO": co})
         for p, c, co in [(16, 32, 64), (128, 32, 32), (64, 32, 256), (64, 64, 64), (128, 16, 16)]
     ]
-    kept = dwsep._prune_configs(configs, {"P": 2 * 28 * 28, "C": 32, "COUT": 24})
+    kept = dwsep.TUNABLE.prune(configs, {"P": 2 * 28 * 28, "C": 32, "COUT": 24})
     assert [cfg.kwargs["BLOCK_CO"] for cfg in kept] == [32, 16]
-    tiny = dwsep._prune_configs(configs, {"P": 9, "C": 3, "COUT": 5})
+    tiny = dwsep.TUNABLE.prune(configs, {"P": 9, "C": 3, "COUT": 5})
     assert len(tiny) == 1  # nothing fits: the smallest config is kept
-    assert len(dwsep._prune_configs(configs, {"P": 10**6, "C": 960, "COUT": 320})) == 5
+    assert len(dwsep.TUNABLE.prune(configs, {"P": 10**6, "C": 960, "COUT": 320})) == 5
 
 
 # ---- the baselines the harness times ------------------------------------------------------
