@@ -282,11 +282,39 @@ def count_model(
         except Exception as err:
             failures.append(f"ptflops failed: {type(err).__name__}: {str(err)[:120]}")
     counters = _Counters(seen, None if analysis is None else dict(analysis.by_module()), pt)
-    df = pd.DataFrame(_rows(model, seen, counters, analysis), columns=COLUMNS)
+    rows = _rows(model, seen, counters, analysis)
+    df = pd.DataFrame(rows, columns=COLUMNS)
     for col in COUNT_COLUMNS:
         df[col] = df[col].astype("Int64")
     total = pd.DataFrame([_total(df, seen, analysis, pt, failures)], columns=COLUMNS)
-    return pd.concat([df, total.astype({c: "Int64" for c in COUNT_COLUMNS})], ignore_index=True)
+    out = pd.concat([df, total.astype({c: "Int64" for c in COUNT_COLUMNS})], ignore_index=True)
+    out.attrs.update(_breakdown(model, rows, seen, analysis))
+    return out
+
+
+_READ_KINDS = {"batch_norm", "layer_norm", "pool", "adaptive_pool", "subsampling"}
+# fvcore operator names whose counts are products (rule a), as torchvision's _ops counts them.
+FVCORE_PRODUCTS = {"conv", "linear", "matmul", "bmm", "einsum", "addmm", "baddbmm"}
+
+
+def _breakdown(model: nn.Module, rows: list[dict], seen: Probe, analysis) -> dict:
+    """Model-level figures for explaining totals (DataFrame.attrs): the formula's reads (rules
+    b and c), the parameters of modules not run, fvcore's count per operator and what it skipped."""
+    modules = dict(model.named_modules())
+    leaf_reads = sum(
+        r["macs_formula"] or 0
+        for r in rows
+        if r["layer"] in modules and notes.kind_of(modules[r["layer"]]) in _READ_KINDS
+    )
+    uncalled = sum(r["params"] for r in rows if r["note"].startswith("not run"))
+    fv_ops = {} if analysis is None else {k: int(v) for k, v in analysis.by_operator().items()}
+    skipped = [] if analysis is None else list(analysis.unsupported_ops())
+    return {
+        "formula_reads": int(leaf_reads + sum(seen.own_reads.values())),
+        "unrun_params": int(uncalled),
+        "fvcore_by_operator": fv_ops,
+        "fvcore_skipped": skipped,
+    }
 
 
 def count_registered(name: str, batch: int = 1, **kwargs: object) -> pd.DataFrame:

@@ -34,8 +34,14 @@ def _spatial(shape: Sequence[int]) -> int:
 
 
 def _conv(m: nn.Conv2d, out: Sequence[int]) -> LayerCount:
-    cost = formulas.conv2d(m.in_channels, m.out_channels, m.kernel_size, (out[-2], out[-1]),
-                           groups=m.groups, bias=m.bias is not None)  # fmt: skip
+    cost = formulas.conv2d(
+        m.in_channels,
+        m.out_channels,
+        m.kernel_size,
+        (out[-2], out[-1]),
+        groups=m.groups,
+        bias=m.bias is not None,
+    )
     fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
     batch = _numel(out) // (m.out_channels * _spatial(out))
     return LayerCount(cost.macs * batch, _numel(out) * (fan_in + (m.bias is not None)))
@@ -76,8 +82,9 @@ def _batch_norm(m: nn.modules.batchnorm._BatchNorm, out: Sequence[int]) -> Layer
 
 def _layer_norm(m: nn.LayerNorm, out: Sequence[int]) -> LayerCount:
     affine = m.elementwise_affine
-    cost = formulas.layer_norm(_numel(out), _numel(m.normalized_shape), affine=affine,
-                               bias=affine and m.bias is not None)  # fmt: skip
+    cost = formulas.layer_norm(
+        _numel(out), _numel(m.normalized_shape), affine=affine, bias=affine and m.bias is not None
+    )
     return LayerCount(cost.macs, 0)
 
 
@@ -89,11 +96,28 @@ def _rbf(m: EuclideanRBF, out: Sequence[int]) -> LayerCount:
 # Elementwise maps and pure data movement: formulas.elementwise (0 MACs). torchvision's own
 # data-movement modules (Permute, StochasticDepth, MaxViT's window partitions, SwapAxes) are
 # matched by name so that this module need not import every torchvision model file.
-ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid,
-               nn.Tanh, nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus, nn.Dropout, nn.Dropout2d,
-               nn.Flatten, nn.Identity, nn.Sequential, nn.ModuleList, ScaledTanh)  # fmt: skip
-MOVEMENT_NAMES = {"Permute", "StochasticDepth", "WindowPartition", "WindowDepartition",
-                  "SwapAxes"}  # fmt: skip
+ELEMENTWISE = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Mish,
+    nn.Softplus,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Flatten,
+    nn.Identity,
+    nn.Sequential,
+    nn.ModuleList,
+    ScaledTanh,
+)
+MOVEMENT_NAMES = {"Permute", "StochasticDepth", "WindowPartition", "WindowDepartition", "SwapAxes"}
 
 # (type, rule) in match order: subclasses (LayerNorm2d, NonDynamicallyQuantizableLinear) match
 # their base class's rule.
@@ -106,7 +130,7 @@ _RULES: list[tuple[type, Callable[..., LayerCount]]] = [
     ((nn.MaxPool2d, nn.AvgPool2d), _pool),
     (nn.modules.batchnorm._BatchNorm, _batch_norm),
     (nn.LayerNorm, _layer_norm),
-]  # fmt: skip
+]
 _ADAPTIVE = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
@@ -151,8 +175,9 @@ def _f_addmm(args: tuple, kwargs: dict, out: object) -> int:
 def _f_conv(args: tuple, kwargs: dict, out: object) -> int:
     w, o = _shape(_arg(args, kwargs, 1, "weight")), _shape(out)
     groups = int(_arg(args, kwargs, 6, "groups", 1))
-    return o[0] * formulas.conv2d(w[1] * groups, w[0], (w[2], w[3]), (o[2], o[3]),
-                                  groups=groups).macs  # fmt: skip
+    return (
+        o[0] * formulas.conv2d(w[1] * groups, w[0], (w[2], w[3]), (o[2], o[3]), groups=groups).macs
+    )
 
 
 def _f_sdpa(args: tuple, kwargs: dict, out: object) -> int:
@@ -165,8 +190,9 @@ def _mha(args: tuple, batch_first: bool) -> int:
     (N, L, E) in the fast path torch._native_multi_head_attention, (L, N, E) otherwise."""
     q, k = _shape(args[0]), _shape(args[1])
     batch, q_len, kv_len = (q[0], q[1], k[1]) if batch_first else (q[1], q[0], k[0])
-    return formulas.multi_head_attention(batch, q_len, kv_len, int(args[3]), int(args[4]),
-                                         kdim=k[-1], vdim=_shape(args[2])[-1]).macs  # fmt: skip
+    return formulas.multi_head_attention(
+        batch, q_len, kv_len, int(args[3]), int(args[4]), kdim=k[-1], vdim=_shape(args[2])[-1]
+    ).macs
 
 
 def _f_mha(args: tuple, kwargs: dict, out: object) -> int:
@@ -236,8 +262,18 @@ FUNCTIONAL: dict[object, Callable[[tuple, dict, object], int]] = {
 
 # Functional ops whose formula counts reads (rules b and c), not products: the part of an own-ops
 # row that the product-only counters (FlopCounterMode, torchvision's documented _ops) leave out.
-READS = {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.layer_norm,
-         F.batch_norm, F.softmax, torch.softmax, torch.Tensor.softmax, F.normalize}  # fmt: skip
+READS = {
+    F.max_pool2d,
+    F.avg_pool2d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_max_pool2d,
+    F.layer_norm,
+    F.batch_norm,
+    F.softmax,
+    torch.softmax,
+    torch.Tensor.softmax,
+    F.normalize,
+}
 
 
 def op_name(func: object) -> str:
@@ -262,8 +298,11 @@ def _softmax_reads(func: object, args: tuple) -> int:
     return formulas.softmax(batch * heads * q_len * kv_len).macs
 
 
-_ATTENTION = {F.scaled_dot_product_attention, F.multi_head_attention_forward,
-              torch._native_multi_head_attention}  # fmt: skip
+_ATTENTION = {
+    F.scaled_dot_product_attention,
+    F.multi_head_attention_forward,
+    torch._native_multi_head_attention,
+}
 
 
 def count_functional(

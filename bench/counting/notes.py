@@ -52,18 +52,36 @@ _REASONS = {
     ("sparse_conv", "ptflops"): "ptflops sees the dense conv it runs (through patched ops)",
 }
 
-_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid,
-                nn.Tanh, nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus)  # fmt: skip
+_ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Mish,
+    nn.Softplus,
+)
 
 
 def kind_of(m: nn.Module) -> str:
     """The note family of a leaf module."""
-    pairs = [(SparseConv2d, "sparse_conv"), (Subsampling, "subsampling"), (EuclideanRBF, "rbf"),
-             (nn.Conv2d, "weights"), (nn.Linear, "weights"),
-             (nn.modules.batchnorm._BatchNorm, "batch_norm"), (nn.LayerNorm, "layer_norm"),
-             ((nn.MaxPool2d, nn.AvgPool2d), "pool"),
-             ((nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d), "adaptive_pool"),
-             (_ACTIVATIONS, "activation")]  # fmt: skip
+    pairs = [
+        (SparseConv2d, "sparse_conv"),
+        (Subsampling, "subsampling"),
+        (EuclideanRBF, "rbf"),
+        (nn.Conv2d, "weights"),
+        (nn.Linear, "weights"),
+        (nn.modules.batchnorm._BatchNorm, "batch_norm"),
+        (nn.LayerNorm, "layer_norm"),
+        ((nn.MaxPool2d, nn.AvgPool2d), "pool"),
+        ((nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d), "adaptive_pool"),
+        (_ACTIVATIONS, "activation"),
+    ]
     return next((kind for cls, kind in pairs if isinstance(m, cls)), "other")
 
 
@@ -104,8 +122,10 @@ def explain(
         if kind == "own" and reads and value == formula - reads:
             name = "FlopCounterMode" if counter == "torch" else counter
             extra = f"; it skips {skipped}" if counter == "fvcore" and skipped else ""
-            reasons.append(f"{name} counts the products only: the formula adds {reads:,} reads "
-                           f"(softmax, pooling, norms){extra}")  # fmt: skip
+            reasons.append(
+                f"{name} counts the products only: the formula adds {reads:,} reads "
+                f"(softmax, pooling, norms){extra}"
+            )
             continue
         if kind == "own" and counter == "ptflops" and value > formula:
             reasons.append(f"ptflops {_int(value)} vs formula {formula:,}: {RULES['ptflops']}")

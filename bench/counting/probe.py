@@ -23,8 +23,23 @@ from bench.counting import layers
 Shape = tuple[int, ...]
 
 # Elementwise arithmetic worth naming in a note ("residual add"), 0 MACs by formulas rule (d).
-_NAMED_MAPS = {"add", "add_", "__add__", "__iadd__", "__radd__", "mul", "mul_", "__mul__",
-               "__imul__", "__rmul__", "sub", "__sub__", "div", "__truediv__", "cat"}  # fmt: skip
+_NAMED_MAPS = {
+    "add",
+    "add_",
+    "__add__",
+    "__iadd__",
+    "__radd__",
+    "mul",
+    "mul_",
+    "__mul__",
+    "__imul__",
+    "__rmul__",
+    "sub",
+    "__sub__",
+    "div",
+    "__truediv__",
+    "cat",
+}
 
 
 @dataclass
@@ -42,7 +57,6 @@ class Probe:
     param_users: dict[str, str] = field(default_factory=dict)  # parameter name -> module name
     torch_flops: dict[str, int] = field(default_factory=dict)  # per module, children included
     torch_total: int = 0
-    ptflops: dict[str, int] | None = None  # per module, own (children not included)
 
 
 def _first_shape(value: object) -> Shape | None:
@@ -129,8 +143,8 @@ class _OpRecorder(TorchFunctionMode):
 
 
 def probe(model: nn.Module, x: torch.Tensor) -> Probe:
-    """One no-grad pass of ``model(x)`` recording shapes, functional ops and torch's counts (on
-    any device, the meta device included); then ptflops' pass where it is installed."""
+    """One no-grad pass of ``model(x)`` recording shapes, functional ops and torch's counts, on
+    any device, the meta device included (ptflops_counts is a separate pass)."""
     result = Probe()
     covered = {n for n, m in model.named_modules() if not any(m.children()) and layers.has_rule(m)}
     root = type(model).__name__
@@ -147,7 +161,6 @@ def probe(model: nn.Module, x: torch.Tensor) -> Probe:
         key = f"{root}.{name}" if name else root
         if key in flops:
             result.torch_flops[name] = flops[key]
-    result.ptflops = ptflops_counts(model, x)
     return result
 
 

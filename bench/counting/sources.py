@@ -34,8 +34,10 @@ def parse_shape(text: str) -> tuple[int, ...]:
     """'1x3x224x224' -> (1, 3, 224, 224): the full input shape, batch first."""
     parts = text.lower().replace("*", "x").split("x")
     if len(parts) < 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise UserError(f"--input must be positive sizes joined by 'x', batch first (e.g. "
-                        f"1x3x224x224), got {text!r}")  # fmt: skip
+        raise UserError(
+            f"--input must be positive sizes joined by 'x', batch first (e.g. "
+            f"1x3x224x224), got {text!r}"
+        )
     return tuple(int(p) for p in parts)
 
 
@@ -109,9 +111,11 @@ def build_torchvision(name: str, shape: tuple[int, ...] | None = None) -> tuple[
 
     if name not in torchvision_names():
         detection = name in models.list_models()
-        raise UserError(f"torchvision has no classification model {name!r}"
-                        + (" (it is not a classification model)" if detection else "")
-                        + f"; choose from {', '.join(torchvision_names())}")  # fmt: skip
+        raise UserError(
+            f"torchvision has no classification model {name!r}"
+            + (" (it is not a classification model)" if detection else "")
+            + f"; choose from {', '.join(torchvision_names())}"
+        )
     if shape is None:
         size = crop_size(default_weights(name))
         shape = (1, 3, size, size)
@@ -159,8 +163,9 @@ def resolve(spec: str, input_text: str | None = None, batch: int | None = None) 
         model, shape = build_torchvision(spec[len(TORCHVISION) :], shape)
     elif ":" in spec:
         if shape is None:
-            raise UserError(f"{spec}: a package.module:callable model needs --input, "
-                            "e.g. --input 1x3x224x224")  # fmt: skip
+            raise UserError(
+                f"{spec}: a package.module:callable model needs --input, e.g. --input 1x3x224x224"
+            )
         model = build_callable(spec)
     else:
         spec_ = registry.get(spec)
