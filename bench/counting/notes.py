@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from bench.counting.layers import ACTIVATIONS
 from models.lenet5 import EuclideanRBF, SparseConv2d, Subsampling
 
 # What each counter counts at all; the fallback reason when no layer-specific one applies.
@@ -52,21 +53,6 @@ _REASONS = {
     ("sparse_conv", "ptflops"): "ptflops sees the dense conv it runs (through patched ops)",
 }
 
-_ACTIVATIONS = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.GELU,
-    nn.SiLU,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.Mish,
-    nn.Softplus,
-)
-
 
 def kind_of(m: nn.Module) -> str:
     """The note family of a leaf module."""
@@ -80,7 +66,7 @@ def kind_of(m: nn.Module) -> str:
         (nn.LayerNorm, "layer_norm"),
         ((nn.MaxPool2d, nn.AvgPool2d), "pool"),
         ((nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d), "adaptive_pool"),
-        (_ACTIVATIONS, "activation"),
+        (ACTIVATIONS, "activation"),
     ]
     return next((kind for cls, kind in pairs if isinstance(m, cls)), "other")
 

@@ -176,16 +176,12 @@ def resolve(spec: str, input_text: str | None = None, batch: int | None = None) 
     return CountSource(spec, model, tuple(shape[1:]), shape[0])
 
 
-def with_torch_threads(threads: int):
-    """Context fixing torch's intra-op threads (fvcore's traced run) and restoring them."""
-
-    @contextlib.contextmanager
-    def fixed() -> Iterator[None]:
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-    return fixed()
+@contextlib.contextmanager
+def with_torch_threads(threads: int) -> Iterator[None]:
+    """Torch's intra-op threads fixed for the block (fvcore's traced run), then restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:  # a model that failed must not leave the process on one thread
+        torch.set_num_threads(before)
