@@ -67,7 +67,7 @@ def count_zoo(args: argparse.Namespace) -> int:
         progress=lambda items: tqdm(items, desc="torchvision zoo", unit="model"),
     )
     seconds = time.perf_counter() - start
-    paths = write_zoo_report(df, out, seconds)
+    paths = write_zoo_report(df, out)
     print(summary_line(df) + f"; {seconds:.0f} s wall this run")
     for p in (csv, *paths):
         print(f"wrote {p}")
