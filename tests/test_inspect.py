@@ -68,8 +68,9 @@ RBF = Workload("rbf", RbfShape(16384, 256, 1000), 16384)
 CASES = {
     "128-256 bf16 channels_last": Target("dwsep", "sm_90", HEADLINE, "bfloat16", "nhwc"),
     "128-256 fp32 NCHW": Target("dwsep", "sm_90", HEADLINE, "float32", "nchw"),
-    "MobileNetV2 960-320 bf16 channels_last": Target("dwsep", "sm_90", MOBILENET, "bfloat16",
-                                                     "nhwc"),  # fmt: skip
+    "MobileNetV2 960-320 bf16 channels_last": Target(
+        "dwsep", "sm_90", MOBILENET, "bfloat16", "nhwc"
+    ),
     "RBF distance bf16": Target("rbf_distance", "sm_90", RBF, "bfloat16", "row-major"),
 }
 
@@ -113,8 +114,9 @@ def test_channels_last_input_is_read_with_wide_loads(compiled, case) -> None:
 
 def test_cli_writes_compiled_csv_plot_and_summary(tmp_path) -> None:
     out = tmp_path / "inspect"
+    cubins = str(tmp_path / "cubins")
     argv = ["inspect", "--kernel", "rbf_distance", "--suite", "lenet", "--arch", "sm_90",
-            "--dtype", "bfloat16", "--out", str(out), "--dump-cubin", str(tmp_path / "cubins")]  # fmt: skip
+            "--dtype", "bfloat16", "--out", str(out), "--dump-cubin", cubins]  # fmt: skip
     assert main(argv) == 0
     df = pd.read_csv(out / "compiled.csv")
     contract = ["kernel", "arch", "workload", "dtype", "layout", "config", "num_warps",
