@@ -19,11 +19,12 @@ Sizes = Callable[[dict], dict[str, int]]
 
 @dataclass(frozen=True)
 class Tunable:
-    """One autotuned kernel: the JIT function, its candidate configs (a function, so nothing is
-    built at import), and which launch argument bounds each tile (BLOCK_X -> size)."""
+    """One autotuned kernel: the JIT function, its candidate configs (a function of the input
+    dtype, so nothing is built at import and float32 FMA dots can take other tiles than 16-bit
+    tensor-core dots), and which launch argument bounds each tile (BLOCK_X -> size)."""
 
     kernel: Any
-    configs: Callable[[], list[triton.Config]]
+    configs: Callable[[Any], list[triton.Config]]
     sizes: Sizes
     key: tuple[str, ...]
 
@@ -35,9 +36,10 @@ class Tunable:
             return kept
         return drop_hopeless(self.kernel, kept, named_args, kwargs)
 
-    def autotuned(self) -> Any:
+    def autotuned(self, dtype: Any = None) -> Any:
+        """The autotuner over configs(dtype) (one per dtype family, built by the caller)."""
         return triton.autotune(
-            configs=self.configs(), key=list(self.key),
+            configs=self.configs(dtype), key=list(self.key),
             prune_configs_by={"early_config_prune": self.prune},
         )(self.kernel)  # fmt: skip
 

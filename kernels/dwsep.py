@@ -165,9 +165,9 @@ def _dwsep_kernel(
     tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=valid[:, None] & mask_co[None, :])
 
 
-def dwsep_configs() -> list[triton.Config]:
-    """Autotune candidates. Under the interpreter one small config: each config is a full
-    (slow) interpreted run, and speed there means nothing."""
+def dwsep_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
+    """Autotune candidates (the same for every dtype). Under the interpreter one small config:
+    each config is a full (slow) interpreted run, and speed there means nothing."""
     if _runtime.INTERPRET:
         return [triton.Config({"BLOCK_P": 32, "BLOCK_C": 32, "BLOCK_CO": 32}, num_warps=1)]
     # (BLOCK_P, BLOCK_C, BLOCK_CO, num_warps, num_stages). Chosen from `sepbench inspect` of 14
@@ -287,6 +287,13 @@ def dwsep_block(
     in x's dtype or float32. Accumulates in float32; returns x's dtype and memory format.
     """
     pad = _validate(x, dw_weight, pw_weight, stride, padding, activation, pw_activation)
+    tensors = (x, dw_weight, pw_weight, dw_scale, dw_shift, pw_scale, pw_shift)
+    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
+                                       for t in tensors):  # fmt: skip
+        raise RuntimeError(
+            "dwsep_block is inference-only (it has no backward): call it under torch.no_grad() "
+            "or torch.inference_mode(), or train with DepthwiseSeparable(backend='torch')"
+        )
     n, c, h, w = x.shape
     cout = pw_weight.shape[0]
     _check_vector("dw_scale", dw_scale, c, x)

@@ -51,6 +51,15 @@ FP32_DOT_PRECISION = "ieee"
 
 
 @triton.jit
+def _index(pid, BLOCK: tl.constexpr, INDEX64: tl.constexpr):
+    """pid * BLOCK + arange(BLOCK), int64 only where offsets can pass 2^31 (int32 offsets halve
+    the registers of every pointer tile)."""
+    if INDEX64:
+        pid = pid.to(tl.int64)
+    return pid * BLOCK + tl.arange(0, BLOCK)
+
+
+@triton.jit
 def _sqdist_tile(
     a_ptr,
     b_ptr,
@@ -109,7 +118,10 @@ def _sqdist_tile(
     scale = norm_a[:, None] + norm_b[None, :]
     dist = scale - 2.0 * acc
     if RATIO > 0.0:
-        cancelled = (dist <= RATIO * scale) & a_mask[:, None] & b_mask[None, :]
+        # Also recomputed: entries the expansion cannot get right at all. A NaN or inf operand
+        # turns the expansion into NaN (inf - inf) where the differences give NaN or inf.
+        hopeless = (dist != dist) | (scale == float("inf"))
+        cancelled = ((dist <= RATIO * scale) | hopeless) & a_mask[:, None] & b_mask[None, :]
         if tl.max(tl.max(cancelled.to(tl.int32), axis=1), axis=0) > 0:
             # Flagged tiles only: O(BLOCK_A * BLOCK_BB * D) FMAs on exact differences.
             exact = tl.zeros((BLOCK_A, BLOCK_BB), dtype=tl.float32)
@@ -119,7 +131,7 @@ def _sqdist_tile(
                 diff = av.to(tl.float32)[:, None] - bv.to(tl.float32)[None, :]
                 exact += diff * diff
             dist = tl.where(cancelled, exact, dist)
-    return tl.maximum(dist, 0.0)
+    return tl.where(dist < 0.0, 0.0, dist)  # tl.maximum would turn NaN into 0
 
 
 @triton.jit
@@ -144,10 +156,11 @@ def _rbf_distance_kernel(
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
     DOT_F32: tl.constexpr,
+    INDEX64: tl.constexpr,
 ):
     """One program: the (BLOCK_B, BLOCK_K) tile of distances out[b, k] = ||x_b - c_k||^2."""
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.program_id(1).to(tl.int64) * BLOCK_K + tl.arange(0, BLOCK_K)
+    rows = _index(tl.program_id(0), BLOCK_B, INDEX64)
+    cols = _index(tl.program_id(1), BLOCK_K, INDEX64)
     row_mask = rows < B
     col_mask = cols < K
     dist = _sqdist_tile(
@@ -182,19 +195,20 @@ def _rbf_loss_fwd_kernel(
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
     DOT_F32: tl.constexpr,
+    INDEX64: tl.constexpr,
 ):
     """One program: BLOCK_B rows, looping over all K centers with an online log-sum-exp.
 
     loss[b] = d[b, target_b] + lse[b], lse[b] = log(e^-j + sum_k e^-d[b, k]).
     """
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rows = _index(tl.program_id(0), BLOCK_B, INDEX64)
     row_mask = rows < B
     target = tl.load(target_ptr + rows, mask=row_mask, other=-1)
     run_max = tl.zeros((BLOCK_B,), dtype=tl.float32) + neg_j  # the e^-j term seeds the sum
     run_sum = tl.full((BLOCK_B,), 1.0, dtype=tl.float32)
     d_target = tl.zeros((BLOCK_B,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        cols = k0 + tl.arange(0, BLOCK_K).to(tl.int64)
+        cols = k0 + tl.arange(0, BLOCK_K)
         col_mask = cols < K
         dist = _sqdist_tile(
             x_ptr, c_ptr, rows, cols, row_mask, col_mask, D,
@@ -249,6 +263,7 @@ def _rbf_loss_grad_x_kernel(
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
     DOT_F32: tl.constexpr,
+    INDEX64: tl.constexpr,
 ):
     """One program: grad_x for BLOCK_B rows and BLOCK_DO features, recomputing distances.
 
@@ -256,8 +271,8 @@ def _rbf_loss_grad_x_kernel(
     grad_x[b] = 2 sum_k w[b, k] (x_b - c_k) = 2 (x'_b sum_k w[b, k] - (w @ C')[b]),
     x' and C' shifted by c_0 (when CENTER) so the difference does not cancel far from 0.
     """
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
-    feats = tl.program_id(1).to(tl.int64) * BLOCK_DO + tl.arange(0, BLOCK_DO)
+    rows = _index(tl.program_id(0), BLOCK_B, INDEX64)
+    feats = _index(tl.program_id(1), BLOCK_DO, INDEX64)
     row_mask = rows < B
     feat_mask = feats < D
     target = tl.load(target_ptr + rows, mask=row_mask, other=-1)
@@ -268,7 +283,7 @@ def _rbf_loss_grad_x_kernel(
     w_sum = tl.zeros((BLOCK_B,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_B, BLOCK_DO), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        cols = k0 + tl.arange(0, BLOCK_K).to(tl.int64)
+        cols = k0 + tl.arange(0, BLOCK_K)
         col_mask = cols < K
         dist = _sqdist_tile(
             x_ptr, c_ptr, rows, cols, row_mask, col_mask, D,
@@ -327,14 +342,15 @@ def _rbf_loss_grad_c_kernel(
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
     DOT_F32: tl.constexpr,
+    INDEX64: tl.constexpr,
 ):
     """One program: BLOCK_K centers x BLOCK_DO features of slab s's share of grad_c.
 
     partial[s, k] = 2 sum_{b in slab s} w[b, k] (c_k - x_b) = 2 (c'_k sum_b w - (w^T @ X')[k]);
     distances are recomputed transposed ((BLOCK_K, BLOCK_B) tiles) so no tl.trans is needed.
     """
-    cols = tl.program_id(0).to(tl.int64) * BLOCK_K + tl.arange(0, BLOCK_K)
-    feats = tl.program_id(1).to(tl.int64) * BLOCK_DO + tl.arange(0, BLOCK_DO)
+    cols = _index(tl.program_id(0), BLOCK_K, INDEX64)
+    feats = _index(tl.program_id(1), BLOCK_DO, INDEX64)
     slab = tl.program_id(2)
     col_mask = cols < K
     feat_mask = feats < D
@@ -342,10 +358,12 @@ def _rbf_loss_grad_c_kernel(
         shift = tl.load(c_ptr + feats * stride_cd, mask=feat_mask, other=0.0)
     w_sum = tl.zeros((BLOCK_K,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_K, BLOCK_DO), dtype=tl.float32)
-    slab_start = slab.to(tl.int64) * ROWS_PER_SLAB
+    if INDEX64:
+        slab = slab.to(tl.int64)
+    slab_start = slab * ROWS_PER_SLAB
     slab_end = tl.minimum(slab_start + ROWS_PER_SLAB, B)
     for b0 in range(slab_start, slab_end, BLOCK_B):
-        rows = b0 + tl.arange(0, BLOCK_B).to(tl.int64)
+        rows = b0 + tl.arange(0, BLOCK_B)
         row_mask = rows < slab_end
         target = tl.load(target_ptr + rows, mask=row_mask, other=-1)
         lse = tl.load(lse_ptr + rows, mask=row_mask, other=0.0)
@@ -382,30 +400,48 @@ def _rbf_loss_grad_c_kernel(
 # ----------------------------------------------------------------------- autotune configs
 
 
-def _distance_configs() -> list[triton.Config]:
-    """Tile shapes for the distance and loss-forward kernels (built on first launch)."""
+def _distance_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
+    """Tile shapes for the distance and loss-forward kernels (built on first launch). float32
+    uses FMA dots ("ieee"), whose operands and accumulator live in registers: smaller tiles."""
     if _runtime.INTERPRET:
         return [triton.Config({"BLOCK_B": 16, "BLOCK_K": 16, "BLOCK_D": 16})]
-    tiles = [  # (BLOCK_B, BLOCK_K, BLOCK_D, warps, stages): GEMM-like, plus thin-K for K=10
-        (128, 128, 32, 4, 3), (128, 128, 64, 8, 3), (64, 128, 32, 4, 4), (128, 64, 32, 4, 4),
-        (64, 64, 32, 4, 4), (256, 128, 32, 8, 3), (128, 256, 32, 8, 3), (64, 64, 64, 4, 3),
-        (128, 16, 32, 4, 4), (256, 16, 64, 4, 3), (64, 16, 64, 2, 4), (32, 16, 32, 2, 4),
-    ]  # fmt: skip
+    # (BLOCK_B, BLOCK_K, BLOCK_D, warps, stages): GEMM-like, plus thin-K for K=10. Kept from
+    # `sepbench inspect` sweeps (sm_90, rbf suite; kernels/NOTES.md): no spills in either kernel
+    # that shares the list. float32 (FMA dots, accumulator and operands in registers) needs
+    # small tiles: 128x128 spilled 1-2 KB there, 256x16 spilled 1.8-3.8 KB in bfloat16.
+    if dtype == torch.float32:
+        tiles = [
+            (32, 16, 32, 4, 2), (32, 16, 16, 2, 2), (64, 16, 16, 4, 2), (32, 32, 32, 4, 2),
+            (32, 64, 32, 4, 2), (64, 32, 32, 4, 3), (64, 64, 16, 8, 2),
+        ]  # fmt: skip
+    else:
+        tiles = [
+            (128, 16, 32, 4, 4), (32, 16, 32, 2, 4), (64, 64, 32, 4, 4), (64, 64, 64, 4, 3),
+            (128, 64, 32, 4, 4), (128, 64, 64, 8, 3), (64, 128, 32, 8, 3),
+        ]  # fmt: skip
     return [
         triton.Config({"BLOCK_B": b, "BLOCK_K": k, "BLOCK_D": d}, num_warps=w, num_stages=s)
         for b, k, d, w, s in tiles
     ]
 
 
-def _grad_configs() -> list[triton.Config]:
+def _grad_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
     """Tile shapes for the two backward kernels (BLOCK_DO: output features per program)."""
     if _runtime.INTERPRET:
         return [triton.Config({"BLOCK_B": 16, "BLOCK_K": 16, "BLOCK_D": 16, "BLOCK_DO": 16})]
-    tiles = [  # (BLOCK_B, BLOCK_K, BLOCK_D, BLOCK_DO, warps, stages)
-        (64, 64, 32, 64, 4, 3), (64, 64, 32, 128, 8, 3), (128, 64, 32, 128, 8, 3),
-        (64, 128, 32, 128, 8, 3), (32, 16, 32, 128, 4, 3), (64, 16, 32, 128, 4, 3),
-        (128, 16, 64, 64, 4, 3), (64, 32, 64, 64, 4, 3),
-    ]  # fmt: skip
+    # (BLOCK_B, BLOCK_K, BLOCK_D, BLOCK_DO, warps, stages), kept as for _distance_configs:
+    # no spills in grad_x nor grad_c on the rbf suite's shapes (sm_90).
+    if dtype == torch.float32:
+        tiles = [
+            (16, 16, 16, 128, 4, 2), (32, 16, 16, 64, 4, 1), (32, 32, 16, 64, 4, 2),
+            (32, 32, 32, 32, 4, 2),
+        ]  # fmt: skip
+    else:
+        tiles = [
+            (32, 16, 32, 128, 4, 3), (64, 16, 32, 128, 4, 3), (32, 32, 32, 64, 4, 3),
+            (64, 64, 32, 64, 4, 3), (64, 64, 32, 128, 8, 3), (128, 64, 32, 128, 8, 3),
+            (64, 128, 32, 128, 8, 3),
+        ]  # fmt: skip
     return [
         triton.Config(
             {"BLOCK_B": b, "BLOCK_K": k, "BLOCK_D": d, "BLOCK_DO": do}, num_warps=w, num_stages=s
@@ -430,8 +466,9 @@ TUNABLES = {
 
 
 @functools.cache
-def _tuned_kernels() -> dict[str, object]:
-    return {name: tunable.autotuned() for name, tunable in TUNABLES.items()}
+def _tuned(name: str, fp32: bool) -> object:
+    """The autotuned kernel ``name`` for float32 (FMA dots) or 16-bit (tensor-core) inputs."""
+    return TUNABLES[name].autotuned(torch.float32 if fp32 else torch.bfloat16)
 
 
 # ------------------------------------------------------------------------------ launchers
@@ -462,8 +499,11 @@ def _check_operands(x: torch.Tensor, centers: torch.Tensor) -> None:
         )
 
 
-def _numerics(dtype: torch.dtype, refine: bool) -> dict[str, object]:
+def _numerics(dtype: torch.dtype, refine: bool, *sizes: int) -> dict[str, object]:
+    """The launch's constexprs; ``sizes`` are the element counts of its tensors (int64
+    offsets past 2^31)."""
     return {
+        "INDEX64": max(sizes) >= 2**31,
         "CENTER": dtype == torch.float32,
         "PRECISION": FP32_DOT_PRECISION,
         "RATIO": REFINE_RATIO if refine else 0.0,
@@ -486,13 +526,13 @@ def distance_launch(x: torch.Tensor, centers: torch.Tensor, out: torch.Tensor) -
         out.stride(0), out.stride(1),
     )  # fmt: skip
     grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), triton.cdiv(K, meta["BLOCK_K"]))
-    return args, _numerics(x.dtype, refine=True), grid
+    return args, _numerics(x.dtype, True, x.numel(), centers.numel(), out.numel()), grid
 
 
 def _distance_forward(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     out = torch.empty((x.shape[0], centers.shape[0]), dtype=x.dtype, device=x.device)
     args, kwargs, grid = distance_launch(x, centers, out)
-    _tuned_kernels()["distance"][grid](*args, **kwargs)
+    _tuned("distance", x.dtype == torch.float32)[grid](*args, **kwargs)
     return out
 
 
@@ -572,7 +612,7 @@ def loss_fwd_launch(
         x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
     )  # fmt: skip
     grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]),)
-    return args, _numerics(x.dtype, refine=False), grid
+    return args, _numerics(x.dtype, False, x.numel(), centers.numel(), B * K), grid
 
 
 def grad_x_launch(
@@ -586,7 +626,7 @@ def grad_x_launch(
         grad_x.stride(0), grad_x.stride(1),
     )  # fmt: skip
     grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), triton.cdiv(D, meta["BLOCK_DO"]))
-    return args, _numerics(x.dtype, refine=False), grid
+    return args, _numerics(x.dtype, False, x.numel(), centers.numel(), B * K), grid
 
 
 def grad_c_launch(
@@ -601,7 +641,7 @@ def grad_c_launch(
     )  # fmt: skip
     slabs = partial.shape[0]
     grid = lambda meta: (triton.cdiv(K, meta["BLOCK_K"]), triton.cdiv(D, meta["BLOCK_DO"]), slabs)
-    return args, _numerics(x.dtype, refine=False), grid
+    return args, _numerics(x.dtype, False, x.numel(), partial.numel(), B * K), grid
 
 
 def _sms(device: torch.device) -> int | None:
@@ -617,7 +657,7 @@ class _RBFLoss(torch.autograd.Function):
         per_row = torch.empty((B,), dtype=torch.float32, device=x.device)
         lse = torch.empty((B,), dtype=torch.float32, device=x.device)
         args, kwargs, grid = loss_fwd_launch(x, centers, target, per_row, lse, j)
-        _tuned_kernels()["loss_fwd"][grid](*args, **kwargs)
+        _tuned("loss_fwd", x.dtype == torch.float32)[grid](*args, **kwargs)
         ctx.save_for_backward(x, centers, target, lse)
         ctx.reduction = reduction
         if reduction == "mean":
@@ -641,13 +681,13 @@ class _RBFLoss(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = torch.empty((B, D), dtype=x.dtype, device=x.device)
             args, kwargs, grid = grad_x_launch(x, centers, target, lse, g, grad_x)
-            _tuned_kernels()["grad_x"][grid](*args, **kwargs)
+            _tuned("grad_x", x.dtype == torch.float32)[grid](*args, **kwargs)
         if ctx.needs_input_grad[1]:
             rows = rows_per_slab(B, K, D, _sms(x.device))
             partial = torch.empty((triton.cdiv(B, rows), K, D), dtype=torch.float32,
                                   device=x.device)  # fmt: skip
             args, kwargs, grid = grad_c_launch(x, centers, target, lse, g, partial, rows)
-            _tuned_kernels()["grad_c"][grid](*args, **kwargs)
+            _tuned("grad_c", x.dtype == torch.float32)[grid](*args, **kwargs)
             grad_c = partial.sum(0).to(centers.dtype)  # second pass: deterministic order
         return grad_x, grad_c, None, None, None
 

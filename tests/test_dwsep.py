@@ -187,6 +187,37 @@ def test_autotune_pruning_fits_tiles_to_the_problem() -> None:
     assert len(dwsep.TUNABLE.prune(configs, {"P": 10**6, "C": 960, "COUT": 320})) == 5
 
 
+# ---- NaN / inf and autograd (issue 13: no silently wrong number) ---------------------------
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize(("activation", "pw_activation"),
+                         [("relu", "relu"), ("relu6", None), (None, "relu6")])  # fmt: skip
+def test_nan_and_inf_propagate_as_in_float64(activation, pw_activation, channels_last) -> None:
+    """NaN and inf planted in x come out where the float64 oracle has them: tl.maximum-based
+    relu turned NaN into 0 (v1), where torch.relu keeps it."""
+    case = Case(1, 6, 5, 7, 6, activation=activation, pw_activation=pw_activation,
+                channels_last=channels_last)  # fmt: skip
+    (x, dw_weight, pw_weight), kwargs = make_inputs(case)
+    x = x.clone()
+    x[0, 1, 2, 3] = float("nan")
+    x[0, 4, 5, 0] = float("inf")
+    x[0, 0, 0, 5] = -float("inf")
+    out = kernels.dwsep_block(x, dw_weight, pw_weight, **kwargs)
+    double = {k: v.double() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+    ref = dwsep_reference(x.double(), dw_weight.double(), pw_weight.double(), **double)
+    assert ref.isnan().any() and not ref.isnan().all(), "the case must plant NaNs and spare some"
+    torch.testing.assert_close(out.double(), ref, equal_nan=True, **tolerance(case.dtype))
+
+
+def test_inputs_that_need_grad_are_refused_with_a_clear_error() -> None:
+    (x, dw_weight, pw_weight), kwargs = make_inputs(Case(1, 4, 6, 5, 5))
+    with pytest.raises(RuntimeError, match=r"inference-only.*backend='torch'"):
+        kernels.dwsep_block(x.requires_grad_(), dw_weight, pw_weight, **kwargs)
+    with torch.no_grad():  # the same call without autograd recording is fine
+        assert kernels.dwsep_block(x, dw_weight, pw_weight, **kwargs).shape == (1, 6, 5, 5)
+
+
 # ---- the baselines the harness times ------------------------------------------------------
 
 PROVIDER_NAMES = DWSEP.names("eager", "compile")

@@ -28,6 +28,9 @@ from bench.measuring.suites import DwsepShape, RbfShape, Workload, build_suites
 KERNELS = ("dwsep", "rbf_distance", "rbf_loss_fwd", "rbf_loss_grad_x", "rbf_loss_grad_c")
 DEFAULT_SUITES = ("documents", "mobilenet", "rbf")
 DTYPES = ("float32", "float16", "bfloat16")
+# kernel name here -> key of kernels.rbf.TUNABLES
+RBF_TUNABLES = {"rbf_distance": "distance", "rbf_loss_fwd": "loss_fwd",
+                "rbf_loss_grad_x": "grad_x", "rbf_loss_grad_c": "grad_c"}  # fmt: skip
 FIGURE_COLUMNS = [
     "registers", "spill_bytes", "stack_bytes", "shared_bytes", "occupancy", "blocks_per_sm",
     "ldg_8", "ldg_16", "ldg_32", "ldg_64", "ldg_128", "stg_8", "stg_16", "stg_32", "stg_64",
@@ -129,8 +132,7 @@ def _launch(t: Target) -> tuple[Any, tuple, dict]:
         rows = rbf.rows_per_slab(B, K, D, _compiled.ARCH_LIMITS[_compiled.ARCHS[t.arch]].sms)
         partial = torch.empty(-(-B // rows), K, D, **f32)
         launch = rbf.grad_c_launch(x, c, target, lse, g, partial, rows)
-    name = t.kernel.removeprefix("rbf_").removeprefix("loss_")
-    return rbf.TUNABLES["distance" if name == "distance" else name], launch[0], launch[1]
+    return rbf.TUNABLES[RBF_TUNABLES[t.kernel]], launch[0], launch[1]
 
 
 def config_label(cfg: Any) -> str:
@@ -147,7 +149,7 @@ def _plan(t: Target) -> list[dict]:
     try:
         tunable, args, kwargs = _launch(t)
         named = dict(zip(tunable.kernel.arg_names, args, strict=False))
-        kept = fit_to_problem(tunable.configs(), tunable.sizes(named))
+        kept = fit_to_problem(tunable.configs(args[0].dtype), tunable.sizes(named))
         arch = _compiled.ARCHS[t.arch]
         jobs = []
         for cfg in kept:
