@@ -18,9 +18,31 @@ from models.registry import UnknownModelError
 
 def _count(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("count", help="per-layer params / MACs / FLOPs / connections of a model")
-    p.add_argument("model", help="a registered model name (an unknown name lists them)")
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="a registered model name (an unknown name lists them), torchvision:NAME or "
+        "package.module:callable",
+    )
     p.add_argument("--csv", default=None, help="also write the rows to this CSV file")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the counted input")
+    p.add_argument("--batch", type=int, default=None, help="batch size of the counted input")
+    p.add_argument(
+        "--input",
+        default=None,
+        metavar="NxCxHxW",
+        help="input shape, batch first (required for package.module:callable; default: the "
+        "registry's shape, or the torchvision weights' crop)",
+    )
+    p.add_argument(
+        "--zoo",
+        choices=["torchvision"],
+        default=None,
+        help="count every torchvision classification model against its documented "
+        "num_params and _ops (CSV, markdown and plot; resumes)",
+    )
+    p.add_argument("--out", default=None, help="--zoo: folder for the table and plot "
+                   "(default reports/counting)")  # fmt: skip
+    p.add_argument("--fresh", action="store_true", help="--zoo: recount rows already in the CSV")
 
 
 def _claims(sub: argparse._SubParsersAction) -> None:
@@ -71,6 +93,29 @@ def _report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir")
 
 
+def _inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect", help="compile every Triton kernel for sm_80/sm_90 (no GPU) and read the cubins"
+    )
+    p.add_argument("--kernel", nargs="+", action="extend", default=None, metavar="K",
+                   help="dwsep, rbf_distance, rbf_loss_fwd, rbf_loss_grad_x, rbf_loss_grad_c "
+                   "(default all)")  # fmt: skip
+    p.add_argument("--suite", nargs="+", action="extend", default=None, metavar="S",
+                   help="suites whose GPU workloads are compiled "
+                   "(default documents mobilenet rbf)")  # fmt: skip
+    p.add_argument("--arch", nargs="+", action="extend", default=None, metavar="A",
+                   help="sm_80 (A100) and/or sm_90 (H100/H200); default both")  # fmt: skip
+    p.add_argument("--dtype", nargs="+", action="extend", default=None,
+                   choices=["float32", "float16", "bfloat16"],
+                   help="default all three")  # fmt: skip
+    p.add_argument("--full", dest="size", action="store_const", const="full", default="quick",
+                   help="the suites' full GPU sizes (default quick)")  # fmt: skip
+    p.add_argument("--out", default="runs/inspect", help="folder for compiled.csv/.png/.md")
+    p.add_argument("--dump-cubin", default=None, metavar="DIR",
+                   help="also write every cubin there (names in the cubin column)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=None, help="compile processes (default: cores)")
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
@@ -118,9 +163,27 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "claims": commands.claims,
     "report": commands.report,
     "plot": commands.plot,
+    "inspect": commands.inspect,
     "train": commands.train,
     "compare-training": commands.compare_training,
+    "compare": commands.compare,
 }
+
+
+def _compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="runs side by side: ratio, noise and regressions")
+    p.add_argument("base", help="BASE: a report folder, a results.csv or a pytest-benchmark JSON")
+    p.add_argument("new", nargs="+", help="NEW run(s), each compared with BASE")
+    p.add_argument(
+        "--fail-above",
+        dest="fail_above",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="exit 1 when a row is slower than BASE by more than PCT%% outside the p20-p80 "
+        "noise (default 10 for runs on one device; a device comparison fails only when asked)",
+    )
+    p.add_argument("--out", default="compare", help="folder for compare.csv|md|png")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "counters vs measured latency.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_count, _claims, _report, _train):
+    for add in (_count, _claims, _report, _inspect, _train, _compare):
         add(sub)
     return parser
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from bench.errors import Interrupted, UserError
 from bench.outdir import check_out_dir
+from bench.progress import progress as progress_bar
 
 # What sepbench writes into each command's folder (bench.outdir: a non-empty folder holding none
 # of these was not made by sepbench, and is refused).
@@ -29,21 +30,82 @@ def write_csv(df: pd.DataFrame, path: str) -> None:
 
 
 def count(args: argparse.Namespace) -> int:
-    from bench.counting import count_registered, format_table
+    from bench.counting import count_model, format_table
+    from bench.counting.sources import resolve
 
-    if args.batch <= 0:
-        raise UserError(f"--batch must be a positive integer, got {args.batch}")
-    df = count_registered(args.model, batch=args.batch)
-    print(f"{args.model}: per-layer counts for a batch of {args.batch}")
+    if args.zoo:
+        return count_zoo(args)
+    if not args.model:
+        raise UserError(
+            "give a MODEL (registered name, torchvision:NAME or "
+            "package.module:callable) or --zoo torchvision"
+        )
+    source = resolve(args.model, args.input, args.batch)
+    df = count_model(source.model, source.input_shape, source.batch)
+    shape = "x".join(map(str, (source.batch, *source.input_shape)))
+    print(f"{source.label}: per-layer counts for an input of {shape}")
     print(
         "MACs = multiply-accumulates (fvcore's unit); flops_torch = 2 per MAC; "
-        "connections = the 1998 paper's unit"
+        "connections = the 1998 paper's unit; '-' = counter not run"
     )
     print(format_table(df))
     if args.csv:
         write_csv(df, args.csv)
         print(f"wrote {args.csv}")
     return 0
+
+
+def count_zoo(args: argparse.Namespace) -> int:
+    """Every torchvision classification model against its documented num_params and _ops."""
+    import time
+
+    from bench.counting.zoo import run_zoo, summary_line
+    from bench.measuring.provenance import REPO_ROOT
+    from bench.measuring.results import write_csv_atomic
+    from bench.reporting.zoo import write_zoo_report
+
+    out = Path(args.out) if args.out else REPO_ROOT / "reports" / "counting"
+    csv = Path(args.csv) if args.csv else out / "zoo_torchvision.csv"
+    start = time.perf_counter()
+    df = run_zoo(
+        csv,
+        write_csv_atomic,
+        fresh=args.fresh,
+        progress=lambda items: progress_bar(items, desc="torchvision zoo", unit="model"),
+    )
+    seconds = time.perf_counter() - start
+    paths = write_zoo_report(df, out)
+    print(summary_line(df) + f"; {seconds:.0f} s wall this run")
+    for p in (csv, *paths):
+        print(f"wrote {p}")
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    """BASE vs each NEW: compare.csv|md|png; exit 1 on a regression beyond --fail-above."""
+    import sys
+
+    from bench.reporting import compare as cmp
+
+    runs, table = cmp.compare_runs([args.base, *args.new])
+    device_comparison = cmp.is_device_comparison(runs)
+    fail_above = args.fail_above
+    if fail_above is None and not device_comparison:
+        fail_above = cmp.DEFAULT_FAIL_PCT
+    paths = cmp.write_outputs(runs, table, fail_above, Path(args.out))
+    counts = table["verdict"].value_counts().to_dict()
+    kind = "device comparison" if device_comparison else "comparison"
+    print(f"{kind} of {len(runs) - 1} run(s) with {runs[0].label}: {counts}")
+    for p in paths:
+        print(f"wrote {p}")
+    bad = cmp.regressions(table, fail_above)
+    for _, row in bad.iterrows():
+        print(
+            f"slower by {row['change_pct']:.1f}% (> {fail_above:g}%) in {row['run']}: "
+            f"{row['suite']} / {cmp.row_label(row)}",
+            file=sys.stderr,
+        )
+    return 1 if len(bad) else 0
 
 
 def claims(args: argparse.Namespace) -> int:
@@ -131,6 +193,32 @@ def plot(args: argparse.Namespace) -> int:
     check_out_dir(out_dir, REPORT_OURS, flag="report folder")
     for path in write_report(out_dir):
         print(f"wrote {path}")
+    return 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    """Compile the kernels for GPU targets here and write compiled.csv / .png / .md."""
+    from bench.measuring.inspect import DEFAULT_SUITES, DTYPES, KERNELS, inspect_kernels
+    from bench.measuring.results import write_csv_atomic
+    from bench.reporting.compiled import write_compiled_summary
+    from bench.reporting.plots import plot_compiled
+
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be a positive integer, got {args.workers}")
+    out = Path(args.out)
+    df = inspect_kernels(
+        tuple(args.kernel or KERNELS), tuple(args.suite or DEFAULT_SUITES),
+        tuple(args.arch or ("sm_80", "sm_90")), dtypes=tuple(args.dtype or DTYPES),
+        size=args.size, workers=args.workers,
+        dump_cubin=Path(args.dump_cubin) if args.dump_cubin else None,
+    )  # fmt: skip
+    write_csv_atomic(df, out / "compiled.csv")
+    paths = [out / "compiled.csv", plot_compiled(df, out / "compiled.png")]
+    paths.append(write_compiled_summary(df, out / "compiled.md"))
+    status = df["status"].value_counts().to_dict()
+    print(f"{len(df)} compiled configs ({status}); {int((df['spill_bytes'] > 0).sum())} spill")
+    for p in paths:
+        print(f"wrote {p}")
     return 0
 
 

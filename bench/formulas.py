@@ -1,12 +1,26 @@
-"""The documents' cost formulas as code: multiply-accumulates (MACs) and parameters per sample.
+"""The documents' cost formulas as code: multiply-accumulates (MACs) and parameters, one
+function per layer type (every leaf layer of torchvision's classification models has one).
 
 One MAC is one multiply-add, fvcore's unit; FLOPs = 2 x MACs wherever a column says FLOPs.
 Document 000 writes the costs with f (kernel), d (input channels), r (output channels) and
 p x p (output size): standard f^2 d r p^2, depthwise f^2 d p^2, pointwise d r p^2.
+
+The rules, so that every layer is charged the same way (each function's docstring says which
+applies and names its source):
+(a) every product summed into an accumulator is 1 MAC (convolution, linear, matmul, attention);
+    a bias initialises the accumulator and costs nothing (document 000 leaves it out too);
+(b) every element a reduction reads is 1 (pooling windows, normalisation's mean and variance,
+    softmax's sum);
+(c) a per-channel multiply-add that inference keeps (batch norm's folded scale and shift,
+    layer norm's normalise-and-affine) is 1 per element;
+(d) any other elementwise map (activations, residual adds, scaling, dropout, reshapes) is 0.
+conv2d, depthwise_separable and linear return the cost of one sample; the per-layer functions
+below them take the element counts of the whole call and return its whole cost.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 Pair = int | tuple[int, int]
@@ -46,7 +60,11 @@ def _positive(value: int, name: str) -> int:
 def conv2d(
     in_ch: int, out_ch: int, kernel: Pair, out_hw: Pair, *, groups: int = 1, bias: bool = False
 ) -> Cost:
-    """A KxK convolution: each output element takes (in_ch / groups) * kh * kw MACs."""
+    """A KxK convolution: each output element takes (in_ch / groups) * kh * kw MACs (rule a).
+
+    Source: document 000's f^2 d r p^2, with d split into groups (Krizhevsky 2012's grouped
+    convolution; groups = in_ch is the depthwise case). Stride and dilation change only the
+    output size out_hw (conv_out_size), not the work per output element."""
     _positive(in_ch, "in_ch")
     _positive(out_ch, "out_ch")
     _positive(groups, "groups")
@@ -70,6 +88,7 @@ def depthwise_separable(
 
 
 def linear(in_features: int, out_features: int, *, bias: bool = True) -> Cost:
+    """A fully connected layer on one input vector: in x out MACs (rule a; document 001's FC)."""
     _positive(in_features, "in_features")
     _positive(out_features, "out_features")
     weights = in_features * out_features
@@ -98,12 +117,159 @@ def reduction_factor(kernel: int, in_ch: int, out_ch: int) -> float:
     return 1.0 / separable_ratio(kernel, in_ch, out_ch)
 
 
-def conv_out_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    """Output length of a convolution or pooling along one axis (dilation 1)."""
-    out = (size + 2 * padding - kernel) // stride + 1
+def conv_out_size(
+    size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> int:
+    """Output length of a convolution or pooling along one axis (PyTorch's Conv2d formula:
+    a dilated kernel spans dilation * (kernel - 1) + 1 inputs)."""
+    out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
     if out <= 0:
         raise ValueError(
             f"input size {size} with kernel {kernel}, stride {stride}, padding {padding} "
             "leaves no output"
         )
     return out
+
+
+# ---- per-layer formulas for whole calls (element counts include the batch) -------------------
+
+
+def _count(value: int, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
+def linear_tokens(tokens: int, in_features: int, out_features: int, *, bias: bool = True) -> Cost:
+    """nn.Linear on ``tokens`` input vectors (every leading axis of its input): linear() per
+    vector (rule a). Source: PyTorch's Linear applies y = x W^T + b along the last axis."""
+    one = linear(in_features, out_features, bias=bias)
+    return Cost(one.macs * _count(tokens, "tokens"), one.params)
+
+
+def batch_norm(elements: int, channels: int, *, affine: bool = True) -> Cost:
+    """BatchNorm in inference: the running statistics are constants, so each element is one
+    per-channel multiply-add (rule c). Source: Ioffe & Szegedy 2015, Algorithm 2 (the inference
+    network replaces BN by a linear transform per activation)."""
+    return Cost(_count(elements, "elements"), 2 * _positive(channels, "channels") if affine else 0)
+
+
+def layer_norm(elements: int, normalized: int, *, affine: bool = True, bias: bool = True) -> Cost:
+    """LayerNorm (and ConvNeXt's LayerNorm2d): 3 per element, 1 read for the mean and 1 for the
+    variance (rule b) and 1 normalise-and-affine multiply-add (rule c). Source: Ba, Kiros &
+    Hinton 2016, eq. 4 (statistics over the normalised axes, then gain and bias)."""
+    params = (normalized + (normalized if bias else 0)) if affine else 0
+    return Cost(3 * _count(elements, "elements"), params)
+
+
+def pool2d(out_elements: int, kernel: Pair) -> Cost:
+    """Max or average pooling: each output reads its kh x kw window once (rule b), whatever the
+    stride, padding, dilation or ceil_mode (they set the output count). Source: documents
+    002/003's subsampling layers S2/S4, one window sum per output unit."""
+    kh, kw = _pair(kernel, "kernel")
+    return Cost(_count(out_elements, "out_elements") * kh * kw, 0)
+
+
+def adaptive_bins(in_size: int, out_size: int) -> list[int]:
+    """The window lengths adaptive pooling uses along one axis: output i reads inputs
+    floor(i * in / out) .. ceil((i + 1) * in / out) - 1 (PyTorch's adaptive pooling rule)."""
+    _positive(in_size, "in_size")
+    _positive(out_size, "out_size")
+    return [
+        -((-(i + 1) * in_size) // out_size) - (i * in_size) // out_size for i in range(out_size)
+    ]
+
+
+def adaptive_pool2d(planes: int, in_hw: Pair, out_hw: Pair) -> Cost:
+    """Adaptive average or max pooling over ``planes`` (batch x channels) maps: the sum of its
+    window sizes (rule b); for a 1x1 output that is every input element once. Source: the bin
+    rule of adaptive_bins."""
+    (ih, iw), (oh, ow) = _pair(in_hw, "in_hw"), _pair(out_hw, "out_hw")
+    reads = sum(adaptive_bins(ih, oh)) * sum(adaptive_bins(iw, ow))
+    return Cost(_count(planes, "planes") * reads, 0)
+
+
+def elementwise(elements: int) -> Cost:
+    """Activations (ReLU, ReLU6, GELU, SiLU, Hardswish, Hardsigmoid, Sigmoid, Tanh), dropout and
+    stochastic depth in eval, residual adds, reshapes: no multiply-accumulate, 0 (rule d). Source:
+    documents 000-004 count only the layers with weights."""
+    _count(elements, "elements")
+    return Cost(0, 0)
+
+
+def softmax(elements: int) -> Cost:
+    """Softmax: one read per element for the normalising sum (rule b); exp and divide are maps.
+    Source: the definition softmax(x)_i = exp(x_i) / sum_j exp(x_j)."""
+    return Cost(_count(elements, "elements"), 0)
+
+
+def l2_normalize(elements: int) -> Cost:
+    """x / ||x||_2 (Swin V2's cosine attention): one square-accumulate per element for the norm
+    (rule b); the division is a map. Source: the definition of the L2 norm."""
+    return Cost(_count(elements, "elements"), 0)
+
+
+def matmul(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> Cost:
+    """torch.matmul / bmm / mm of a (..., m, k) by b (..., k, n) with broadcast batch axes:
+    batch x m x k x n MACs (rule a). A 1-D operand is a vector (k) as in torch.matmul."""
+    a = (1, *a_shape) if len(a_shape) == 1 else tuple(a_shape)
+    b = (*b_shape, 1) if len(b_shape) == 1 else tuple(b_shape)
+    if a[-1] != b[-2]:
+        raise ValueError(f"matmul of {tuple(a_shape)} by {tuple(b_shape)}: inner sizes differ")
+    batch_a, batch_b = a[:-2], b[:-2]
+    width = max(len(batch_a), len(batch_b))
+    batch_a = (1,) * (width - len(batch_a)) + batch_a
+    batch_b = (1,) * (width - len(batch_b)) + batch_b
+    batch = 1
+    for x, y in zip(batch_a, batch_b, strict=True):
+        batch *= max(x, y)
+    return Cost(batch * a[-2] * a[-1] * b[-1], 0)
+
+
+def attention(heads_x_batch: int, q_len: int, kv_len: int, qk_dim: int, v_dim: int) -> Cost:
+    """Scaled dot-product attention per (batch, head): Q K^T (q_len x kv_len x qk_dim MACs),
+    softmax over kv_len (rule b), then the weights times V (q_len x kv_len x v_dim). Source:
+    Vaswani et al. 2017, eq. 1."""
+    per = q_len * kv_len * (qk_dim + v_dim) + q_len * kv_len
+    return Cost(_count(heads_x_batch, "heads_x_batch") * per, 0)
+
+
+def multi_head_attention(
+    batch: int,
+    q_len: int,
+    kv_len: int,
+    embed: int,
+    heads: int,
+    *,
+    kdim: int | None = None,
+    vdim: int | None = None,
+    bias: bool = True,
+) -> Cost:
+    """nn.MultiheadAttention: input projections of Q (q_len x embed^2), K (kv_len x kdim x embed)
+    and V (kv_len x vdim x embed), attention() over batch x heads with embed / heads per head,
+    and the output projection (q_len x embed^2). Source: Vaswani et al. 2017, section 3.2.2;
+    PyTorch's MultiheadAttention (kdim and vdim default to embed)."""
+    kdim, vdim = kdim or embed, vdim or embed
+    if embed % _positive(heads, "heads"):
+        raise ValueError(f"heads={heads} must divide embed={embed}")
+    proj = 2 * q_len * embed * embed + kv_len * (kdim + vdim) * embed
+    weights = embed * (embed + kdim + vdim) + embed * embed
+    head_dim = embed // heads
+    core = attention(batch * heads, q_len, kv_len, head_dim, head_dim)
+    return Cost(batch * proj + core.macs, weights + (4 * embed if bias else 0))
+
+
+def einsum(equation: str, a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> Cost:
+    """A two-operand torch.einsum: one MAC per combination of every index the equation names
+    (rule a), i.e. the product of all index sizes, as a plain nested loop would run it (MaxViT's
+    attention: 'BGHID,BGHJD->BGHIJ' is a batched Q K^T). Source: the einsum definition."""
+    inputs = equation.replace(" ", "").split("->")[0].split(",")
+    if len(inputs) != 2 or "." in equation:
+        raise ValueError(f"einsum formula covers two operands without '...', got {equation!r}")
+    sizes: dict[str, int] = {}
+    for labels, shape in ((inputs[0], a_shape), (inputs[1], b_shape)):
+        if len(labels) != len(shape):
+            raise ValueError(f"einsum {equation!r}: {labels} does not match shape {shape}")
+        for label, size in zip(labels, shape, strict=True):
+            sizes[label] = max(size, sizes.get(label, 1))
+    return Cost(math.prod(sizes.values()), 0)

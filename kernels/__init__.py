@@ -14,6 +14,7 @@ from kernels import _runtime  # noqa: F401
 
 _EXPORTS = {
     "dwsep_block": "kernels.dwsep",
+    "pack_dw_weight": "kernels.dwsep",
     "rbf_distance": "kernels.rbf",
     "rbf_loss": "kernels.rbf",
 }

@@ -1,13 +1,47 @@
-"""Autotune helpers shared by the kernels: pruning configs to the problem's size."""
+"""Autotuning shared by the kernels: configs pruned to the problem's size and, on a GPU, to what
+compiles without spills and within the device's shared memory (kernels._compiled's figures)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import triton
 
+from kernels import _runtime
+
 # No tile is pruned below this width: tl.dot needs 16 on every side.
 MIN_TILE = 16
+Sizes = Callable[[dict], dict[str, int]]
+
+
+@dataclass(frozen=True)
+class Tunable:
+    """One autotuned kernel: the JIT function, its candidate configs (a function of the input
+    dtype, so nothing is built at import and float32 FMA dots can take other tiles than 16-bit
+    tensor-core dots), and which launch argument bounds each tile (BLOCK_X -> size)."""
+
+    kernel: Any
+    configs: Callable[[Any], list[triton.Config]]
+    sizes: Sizes
+    key: tuple[str, ...]
+
+    def prune(self, configs: list[triton.Config], named_args: dict, **kwargs: Any) -> list:
+        """The autotuner's early_config_prune: tiles no wider than the problem; on a GPU, also
+        no config that spills or asks for more shared memory than a block may have."""
+        kept = fit_to_problem(configs, self.sizes(named_args))
+        if _runtime.INTERPRET or len(kept) == 1:
+            return kept
+        return drop_hopeless(self.kernel, kept, named_args, kwargs)
+
+    def autotuned(self, dtype: Any = None) -> Any:
+        """The autotuner over configs(dtype) (one per dtype family, built by the caller)."""
+        return triton.autotune(
+            configs=self.configs(dtype), key=list(self.key),
+            prune_configs_by={"early_config_prune": self.prune},
+        )(self.kernel)  # fmt: skip
 
 
 def fit_to_problem(configs: list[triton.Config], sizes: dict[str, int]) -> list[triton.Config]:
@@ -26,3 +60,34 @@ def fit_to_problem(configs: list[triton.Config], sizes: dict[str, int]) -> list[
         return kept
     return [min(configs, key=lambda cfg: math.prod(v for k, v in cfg.kwargs.items()
                                                      if k.startswith("BLOCK_")))]  # fmt: skip
+
+
+def launch_kwargs(cfg: triton.Config, kwargs: dict) -> dict:
+    """The keyword arguments a launch with ``cfg`` passes: the call's, then the config's tiles
+    and compile options (num_warps, num_stages, maxnreg, ...) as the autotuner adds them."""
+    return {**kwargs, **cfg.all_kwargs()}
+
+
+def drop_hopeless(kernel: Any, configs: list, named_args: dict, kwargs: dict) -> list:
+    """Configs that compile for this GPU without spilling and within its shared memory per block,
+    judged from the compiled cubin (cached on disk, so a rerun costs nothing). When every config
+    fails, the one with the fewest spill bytes is kept: the autotuner needs one."""
+    import torch
+
+    from kernels import _compiled
+
+    major, minor = torch.cuda.get_device_capability()
+    arch = 10 * major + minor
+    if arch not in _compiled.ARCH_LIMITS:
+        return configs  # no limits table for this GPU: keep what the size pruning kept
+    limit = _compiled.ARCH_LIMITS[arch].shared_per_block
+    args = tuple(named_args.values())
+    scored = []
+    for cfg in configs:
+        try:
+            figures, _ = _compiled.analyze(kernel, args, launch_kwargs(cfg, kwargs), arch)
+        except Exception:  # a compile failure is the autotuner's to report, with its message
+            return configs
+        scored.append((figures.spill_bytes, figures.shared_bytes > limit, cfg))
+    good = [cfg for spill, too_big, cfg in scored if spill == 0 and not too_big]
+    return good or [min(scored, key=lambda s: (s[1], s[0]))[2]]

@@ -9,6 +9,7 @@ and writes the output once.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 
@@ -22,7 +23,7 @@ import triton
 import triton.language as tl
 # isort: on
 
-from kernels._autotune import fit_to_problem
+from kernels._autotune import Tunable
 from kernels.reference import ACTIVATIONS
 
 KERNEL_SIZES = (3, 5, 7)
@@ -32,17 +33,51 @@ _ACT_CODE = {None: 0, "relu": 1, "relu6": 2}
 
 @triton.jit
 def _activate(v, ACT: tl.constexpr):
+    """relu / relu6 that keep NaN, as torch.relu and torch.clamp do (tl.maximum drops it)."""
     if ACT == 1:
-        v = tl.maximum(v, 0.0)
+        v = tl.where(v < 0.0, 0.0, v)
     elif ACT == 2:
-        v = tl.minimum(tl.maximum(v, 0.0), 6.0)
+        v = tl.where(v < 0.0, 0.0, tl.where(v > 6.0, 6.0, v))
     return v
+
+
+@triton.jit
+def _pixels(pid, P, HO, WO, TILES_W, BLOCK_P: tl.constexpr, TILE_W: tl.constexpr,
+            INDEX64: tl.constexpr):  # fmt: skip
+    """(n, oh, ow, valid) of the program's BLOCK_P output pixels.
+
+    TILE_W == 0: pixels flattened over (N, HO, WO), BLOCK_P consecutive ones (channels_last:
+    the loads vectorise along channels, so pixels need no order). TILE_W > 0: a tile of
+    (BLOCK_P // TILE_W) rows x TILE_W columns of one image, so the pixel axis is provably
+    contiguous along a row (NCHW: the loads coalesce along it).
+    """
+    offs = tl.arange(0, BLOCK_P)
+    if TILE_W == 0:
+        if INDEX64:  # noqa: SIM108 (a constexpr branch of the kernel)
+            p = pid.to(tl.int64) * BLOCK_P + offs
+        else:
+            p = pid * BLOCK_P + offs
+        n = p // (HO * WO)
+        rem = p % (HO * WO)
+        oh = rem // WO
+        ow = rem % WO
+        valid = p < P
+    else:
+        tiles = tl.cdiv(HO, BLOCK_P // TILE_W) * TILES_W
+        n = pid // tiles
+        t = pid % tiles
+        oh = (t // TILES_W) * (BLOCK_P // TILE_W) + offs // TILE_W
+        ow = (t % TILES_W) * TILE_W + offs % TILE_W
+        valid = (oh < HO) & (ow < WO)
+        if INDEX64:
+            n = n.to(tl.int64)
+    return n, oh, ow, valid
 
 
 @triton.jit
 def _dwsep_kernel(
     x_ptr, dw_w_ptr, pw_w_ptr, dw_scale_ptr, dw_shift_ptr, pw_scale_ptr, pw_shift_ptr, out_ptr,
-    P, C, H, W, COUT, HO, WO,
+    P, C, H, W, COUT, HO, WO, TILES_W,
     stride_xn, stride_xc, stride_xh, stride_xw,
     stride_dwc, stride_dwh, stride_dww,
     stride_pwo, stride_pwc,
@@ -51,48 +86,45 @@ def _dwsep_kernel(
     HAS_DW_SCALE: tl.constexpr, HAS_DW_SHIFT: tl.constexpr, DW_ACT: tl.constexpr,
     HAS_PW_SCALE: tl.constexpr, HAS_PW_SHIFT: tl.constexpr, PW_ACT: tl.constexpr,
     DOT_PRECISION: tl.constexpr, DOT_IN_FP32: tl.constexpr,
+    TILE_W: tl.constexpr, INDEX64: tl.constexpr, X_ALIGN: tl.constexpr, O_ALIGN: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_CO: tl.constexpr,
 ):  # fmt: skip
-    """One program: BLOCK_P output pixels (flattened over N, Ho, Wo) x BLOCK_CO output channels.
+    """One program: BLOCK_P output pixels x BLOCK_CO output channels.
 
-    For each block of BLOCK_C input channels it computes the KxK depthwise taps of those pixels
-    (a (BLOCK_P, BLOCK_C) tile: contiguous channel vectors when x is channels_last), applies the
-    folded BN affine and the activation in fp32, and tl.dot's the tile into the pointwise fp32
-    accumulator. Pixel indices are int64, so every pointer offset is too (tensors past 2^31).
+    For each block of BLOCK_C input channels it accumulates the KxK depthwise taps of a
+    (BLOCK_P, BLOCK_C) tile in fp32 (padding by masked loads), applies the folded BN affine and
+    the activation, rounds the tile to the input dtype and tl.dot's it into the pointwise fp32
+    accumulator; the epilogue applies the pw affine and activation and stores once.
+    Offsets are int32 unless INDEX64 (the launcher sets it past 2^31 elements). X_ALIGN /
+    O_ALIGN (elements) tell the compiler every pixel's offset is a multiple of them, so
+    channels_last rows load and store as 64/128-bit vectors.
     """
     pid_p = tl.program_id(0)
     pid_co = tl.program_id(1)
-
-    offs_p = pid_p.to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
-    offs_co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    mask_p = offs_p < P  # P = N * HO * WO, passed from Python (int64 when past 2^31)
-    mask_co = offs_co < COUT
-
-    n = offs_p // (HO * WO)
-    rem = offs_p % (HO * WO)
-    oh = rem // WO
-    ow = rem % WO
+    n, oh, ow, valid = _pixels(pid_p, P, HO, WO, TILES_W, BLOCK_P, TILE_W, INDEX64)
     ih0 = oh * STRIDE - PAD
     iw0 = ow * STRIDE - PAD
-    x_pix = x_ptr + n * stride_xn  # (BLOCK_P,) pointers to each pixel's image
+    x_pix = n * stride_xn + ih0 * stride_xh + iw0 * stride_xw  # (BLOCK_P,) element offsets
+    offs_co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
+    mask_co = offs_co < COUT
 
     acc = tl.full((BLOCK_P, BLOCK_CO), 0.0, tl.float32)
-    for c0 in range(0, C, BLOCK_C):
+    for c0 in tl.range(0, C, BLOCK_C):
         offs_c = c0 + tl.arange(0, BLOCK_C)
         mask_c = offs_c < C
-        x_c = x_pix[:, None] + offs_c[None, :].to(tl.int64) * stride_xc
+        x_c = offs_c * stride_xc
         dw = tl.full((BLOCK_P, BLOCK_C), 0.0, tl.float32)
-        for kh in tl.static_range(K):
+        for kh in tl.range(0, K, num_stages=1):
             ih = ih0 + kh
-            row_ok = mask_p & (ih >= 0) & (ih < H)
+            row_ok = valid & (ih >= 0) & (ih < H)
             for kw in tl.static_range(K):
                 iw = iw0 + kw
                 ok = row_ok & (iw >= 0) & (iw < W)
-                xv = tl.load(
-                    x_c + (ih * stride_xh + iw * stride_xw)[:, None],
-                    mask=ok[:, None] & mask_c[None, :],
-                    other=0.0,
-                )
+                pix = x_pix + (kh * stride_xh + kw * stride_xw)
+                if X_ALIGN > 1:  # a hint of 1 would erase what Triton proves by itself
+                    pix = tl.multiple_of(pix, X_ALIGN)
+                xv = tl.load(x_ptr + pix[:, None] + x_c[None, :],
+                             mask=ok[:, None] & mask_c[None, :], other=0.0)  # fmt: skip
                 wv = tl.load(dw_w_ptr + offs_c * stride_dwc + kh * stride_dwh + kw * stride_dww,
                              mask=mask_c, other=0.0)  # fmt: skip
                 dw += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
@@ -101,6 +133,11 @@ def _dwsep_kernel(
         if HAS_DW_SHIFT:
             dw += tl.load(dw_shift_ptr + offs_c, mask=mask_c, other=0.0).to(tl.float32)[None, :]
         dw = _activate(dw, DW_ACT)
+        # A layout anchor: without it Triton moves the conversion to the dot-operand layout back
+        # through the FMAs onto each of the K*K tap loads (K*K round trips through shared memory,
+        # the taps computed twice; 214 vs 108 registers and 1064 vs 736 SASS instructions for
+        # 32/32/32 bf16 on sm_90). A reduction over a unit axis is not rematerialised.
+        dw = tl.sum(tl.reshape(dw, (BLOCK_P, BLOCK_C, 1)), axis=2)
         # Channels past C carry zero pw weights, so whatever the shift made of them adds nothing.
         pw = tl.load(
             pw_w_ptr + offs_co[None, :] * stride_pwo + offs_c[:, None] * stride_pwc,
@@ -122,26 +159,26 @@ def _dwsep_kernel(
     acc = _activate(acc, PW_ACT)
 
     out_pix = n * stride_on + oh * stride_oh + ow * stride_ow
-    out_ptrs = out_ptr + out_pix[:, None] + offs_co[None, :].to(tl.int64) * stride_oc
-    tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_p[:, None] & mask_co[None, :])
+    if O_ALIGN > 1:
+        out_pix = tl.multiple_of(out_pix, O_ALIGN)
+    out_ptrs = out_ptr + out_pix[:, None] + offs_co[None, :] * stride_oc
+    tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=valid[:, None] & mask_co[None, :])
 
 
-def dwsep_configs() -> list[triton.Config]:
-    """Autotune candidates. Under the interpreter one small config: each config is a full
-    (slow) interpreted run, and speed there means nothing."""
+def dwsep_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
+    """Autotune candidates (the same for every dtype). Under the interpreter one small config:
+    each config is a full (slow) interpreted run, and speed there means nothing."""
     if _runtime.INTERPRET:
         return [triton.Config({"BLOCK_P": 32, "BLOCK_C": 32, "BLOCK_CO": 32}, num_warps=1)]
-    # (BLOCK_P, BLOCK_C, BLOCK_CO, num_warps, num_stages). A BLOCK_CO covering Cout in one tile
-    # computes the depthwise taps once instead of once per output-channel tile; the
-    # BLOCK_P x BLOCK_CO fp32 accumulator bounds the registers. 20 configs, not a product:
-    # each one is compiled and timed per shape key.
+    # (BLOCK_P, BLOCK_C, BLOCK_CO, num_warps, num_stages). Chosen from `sepbench inspect` of 14
+    # candidates on every documents/mobilenet shape (kernels/NOTES.md, v2): each compiles without
+    # spills for sm_80 and sm_90 in every dtype and layout; 32/32/64, 32/32/128 and 32/64/64 were
+    # dropped for 8-24 spill bytes on NCHW shapes, 64/64/64 and 128/16/64 for 136-247 registers.
+    # num_stages 1: the channel loop's loads are per-tap register tiles; a software pipeline
+    # would stage K*K of them in shared memory (v1's 364 KB) and changed no figure at 2 or 3.
     shapes = [
-        (32, 32, 64, 4, 2), (64, 32, 64, 4, 2), (128, 32, 64, 4, 2), (16, 32, 64, 2, 2),
-        (32, 32, 128, 4, 2), (64, 32, 128, 4, 2), (128, 32, 128, 8, 2),
-        (16, 32, 256, 4, 2), (32, 32, 256, 8, 2), (64, 32, 256, 8, 2),
-        (64, 16, 64, 4, 3), (128, 16, 64, 4, 3), (64, 16, 128, 4, 3),
-        (64, 64, 64, 4, 2), (128, 64, 128, 8, 2), (32, 64, 256, 8, 2),
-        (64, 32, 32, 4, 2), (128, 32, 32, 4, 2), (256, 32, 32, 8, 2), (128, 16, 16, 4, 2),
+        (32, 32, 32, 4, 1), (32, 16, 32, 4, 1), (64, 32, 64, 4, 1), (64, 16, 128, 8, 1),
+        (64, 32, 128, 8, 1), (64, 32, 256, 8, 1), (128, 32, 64, 8, 1), (128, 32, 128, 8, 1),
     ]  # fmt: skip
     return [
         triton.Config({"BLOCK_P": p, "BLOCK_C": c, "BLOCK_CO": co}, num_warps=w, num_stages=st)
@@ -149,20 +186,22 @@ def dwsep_configs() -> list[triton.Config]:
     ]
 
 
-def _prune_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Tiles no wider than the problem: output pixels, input and output channels."""
-    sizes = {"BLOCK_P": named_args["P"], "BLOCK_C": named_args["C"], "BLOCK_CO": named_args["COUT"]}
-    return fit_to_problem(configs, sizes)
+def _tile_sizes(named_args: dict) -> dict[str, int]:
+    """What bounds each tile: output pixels, input and output channels."""
+    return {"BLOCK_P": named_args["P"], "BLOCK_C": named_args["C"], "BLOCK_CO": named_args["COUT"]}
+
+
+# The autotune key: every launch argument that changes the best config (stride_xc: the layout).
+TUNABLE = Tunable(
+    _dwsep_kernel, dwsep_configs, _tile_sizes,
+    key=("P", "C", "COUT", "H", "W", "K", "STRIDE", "stride_xc"),
+)  # fmt: skip
 
 
 @functools.cache
 def _tuned_kernel():
     """The autotuned kernel, built on first use (no device query at import)."""
-    return triton.autotune(
-        configs=dwsep_configs(),
-        key=["P", "C", "COUT", "H", "W", "K", "STRIDE", "stride_xc"],
-        prune_configs_by={"early_config_prune": _prune_configs},
-    )(_dwsep_kernel)
+    return TUNABLE.autotuned()
 
 
 def _check_vector(name: str, t: torch.Tensor | None, length: int, x: torch.Tensor) -> None:
@@ -248,6 +287,13 @@ def dwsep_block(
     in x's dtype or float32. Accumulates in float32; returns x's dtype and memory format.
     """
     pad = _validate(x, dw_weight, pw_weight, stride, padding, activation, pw_activation)
+    tensors = (x, dw_weight, pw_weight, dw_scale, dw_shift, pw_scale, pw_shift)
+    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
+                                       for t in tensors):  # fmt: skip
+        raise RuntimeError(
+            "dwsep_block is inference-only (it has no backward): call it under torch.no_grad() "
+            "or torch.inference_mode(), or train with DepthwiseSeparable(backend='torch')"
+        )
     n, c, h, w = x.shape
     cout = pw_weight.shape[0]
     _check_vector("dw_scale", dw_scale, c, x)
@@ -266,24 +312,82 @@ def dwsep_block(
         x = x.contiguous()  # any strides would work, but a dense layout keeps loads coalesced
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     out = torch.empty((n, cout, ho, wo), device=x.device, dtype=x.dtype, memory_format=fmt)
+    args, kwargs, grid = launch_args(
+        x, dw_weight, pw_weight, out, stride=stride, pad=pad, dw_scale=dw_scale,
+        dw_shift=dw_shift, activation=activation, pw_scale=pw_scale, pw_shift=pw_shift,
+        pw_activation=pw_activation,
+    )  # fmt: skip
+    _tuned_kernel()[grid](*args, **kwargs)
+    return out
+
+
+def pack_dw_weight(dw_weight: torch.Tensor) -> torch.Tensor:
+    """dw_weight (C, 1, K, K) as a view whose channel axis has unit stride (one copy), so the
+    kernel loads each tap's BLOCK_C weights as one vector instead of BLOCK_C scalars with
+    stride K*K (72 LDG.E.U16 per program for bf16 3x3 at BLOCK_C 32, measured in the sm_90 SASS).
+    dwsep_block packs a weight that is not yet packed on every call; callers that reuse a weight
+    (models.blocks, models.mobilenet) pack it once."""
+    if dw_weight.stride(0) == 1:
+        return dw_weight
+    return dw_weight.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)
+
+
+def _align(*strides: int) -> int:
+    """The largest power of two up to 16 dividing every stride: each pixel's offset is a
+    multiple of it, which lets the compiler emit vector loads and stores."""
+    align = 16
+    while align > 1 and any(s % align for s in strides):
+        align //= 2
+    return align
+
+
+def launch_args(
+    x: torch.Tensor,
+    dw_weight: torch.Tensor,
+    pw_weight: torch.Tensor,
+    out: torch.Tensor,
+    *,
+    stride: int,
+    pad: int,
+    dw_scale: torch.Tensor | None,
+    dw_shift: torch.Tensor | None,
+    activation: str | None,
+    pw_scale: torch.Tensor | None,
+    pw_shift: torch.Tensor | None,
+    pw_activation: str | None,
+) -> tuple[tuple, dict, Callable[[dict], tuple[int, int]]]:
+    """(positional args, keyword args, grid) of the kernel launch for checked inputs: what
+    dwsep_block launches, and what bench.measuring.inspect compiles for a GPU target."""
+    n, c, h, w = x.shape
+    cout, (ho, wo), k = pw_weight.shape[0], out.shape[-2:], dw_weight.shape[-1]
+    dw_weight = pack_dw_weight(dw_weight)
     pw2d = pw_weight.reshape(cout, c)  # a view for contiguous weights
     dot_precision = "ieee"
     if x.dtype == torch.float32 and torch.backends.cudnn.allow_tf32 and not _runtime.INTERPRET:
         dot_precision = "tf32"  # the same rounding cuDNN applies to the fp32 baselines
+    # NCHW: 2-D pixel tiles so the contiguous W axis is provable; channels_last: flat pixels.
+    nhwc = x.stride(1) == 1 and c > 1
+    tile_w = 0 if nhwc else min(triton.next_power_of_2(wo), 32)
+    tiles_w = 1 if nhwc else triton.cdiv(wo, tile_w)
+    index64 = max(x.numel(), out.numel()) >= 2**31
 
-    def grid(meta):
-        return (triton.cdiv(n * ho * wo, meta["BLOCK_P"]), triton.cdiv(cout, meta["BLOCK_CO"]))
+    def grid(meta: dict) -> tuple[int, int]:
+        if nhwc:
+            pixel_programs = triton.cdiv(n * ho * wo, meta["BLOCK_P"])
+        else:  # every config has BLOCK_P >= 32 >= tile_w
+            pixel_programs = n * triton.cdiv(ho, meta["BLOCK_P"] // tile_w) * tiles_w
+        return (pixel_programs, triton.cdiv(cout, meta["BLOCK_CO"]))
 
     def ptr(t: torch.Tensor | None) -> torch.Tensor:
         return x if t is None else t.contiguous()  # unused pointer when the flag is off
 
-    _tuned_kernel()[grid](
+    args = (
         x, dw_weight, pw2d, ptr(dw_scale), ptr(dw_shift), ptr(pw_scale), ptr(pw_shift), out,
-        n * ho * wo, c, h, w, cout, ho, wo,
-        *x.stride(),
-        dw_weight.stride(0), dw_weight.stride(2), dw_weight.stride(3),
-        *pw2d.stride(),
-        *out.stride(),
+        n * ho * wo, c, h, w, cout, ho, wo, tiles_w,
+        *x.stride(), dw_weight.stride(0), dw_weight.stride(2), dw_weight.stride(3),
+        *pw2d.stride(), *out.stride(),
+    )  # fmt: skip
+    kwargs = dict(
         K=k, STRIDE=stride, PAD=pad,
         HAS_DW_SCALE=dw_scale is not None, HAS_DW_SHIFT=dw_shift is not None,
         DW_ACT=_ACT_CODE[activation],
@@ -291,5 +395,8 @@ def dwsep_block(
         PW_ACT=_ACT_CODE[pw_activation],
         DOT_PRECISION=dot_precision,
         DOT_IN_FP32=_runtime.INTERPRET and x.dtype == torch.bfloat16,
+        TILE_W=tile_w, INDEX64=index64,
+        X_ALIGN=_align(x.stride(0), x.stride(2), x.stride(3)) if nhwc else 1,
+        O_ALIGN=_align(out.stride(0), out.stride(2), out.stride(3)) if nhwc else 1,
     )  # fmt: skip
-    return out
+    return args, kwargs, grid

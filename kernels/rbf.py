@@ -22,6 +22,7 @@ program sums a slab of rows into its own partial, and torch sums the partials (n
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 
@@ -32,7 +33,7 @@ import triton
 import triton.language as tl
 
 # isort: on
-from kernels._autotune import fit_to_problem
+from kernels._autotune import Tunable
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 REDUCTIONS = ("mean", "sum", "none")
@@ -47,6 +48,15 @@ FP32_DOT_PRECISION = "ieee"
 
 
 # ----------------------------------------------------------------------------------- kernels
+
+
+@triton.jit
+def _index(pid, BLOCK: tl.constexpr, INDEX64: tl.constexpr):
+    """pid * BLOCK + arange(BLOCK), int64 only where offsets can pass 2^31 (int32 offsets halve
+    the registers of every pointer tile)."""
+    if INDEX64:
+        pid = pid.to(tl.int64)
+    return pid * BLOCK + tl.arange(0, BLOCK)
 
 
 @triton.jit
@@ -108,7 +118,10 @@ def _sqdist_tile(
     scale = norm_a[:, None] + norm_b[None, :]
     dist = scale - 2.0 * acc
     if RATIO > 0.0:
-        cancelled = (dist <= RATIO * scale) & a_mask[:, None] & b_mask[None, :]
+        # Also recomputed: entries the expansion cannot get right at all. A NaN or inf operand
+        # turns the expansion into NaN (inf - inf) where the differences give NaN or inf.
+        hopeless = (dist != dist) | (scale == float("inf"))
+        cancelled = ((dist <= RATIO * scale) | hopeless) & a_mask[:, None] & b_mask[None, :]
         if tl.max(tl.max(cancelled.to(tl.int32), axis=1), axis=0) > 0:
             # Flagged tiles only: O(BLOCK_A * BLOCK_BB * D) FMAs on exact differences.
             exact = tl.zeros((BLOCK_A, BLOCK_BB), dtype=tl.float32)
@@ -118,7 +131,7 @@ def _sqdist_tile(
                 diff = av.to(tl.float32)[:, None] - bv.to(tl.float32)[None, :]
                 exact += diff * diff
             dist = tl.where(cancelled, exact, dist)
-    return tl.maximum(dist, 0.0)
+    return tl.where(dist < 0.0, 0.0, dist)  # tl.maximum would turn NaN into 0
 
 
 @triton.jit
@@ -143,10 +156,11 @@ def _rbf_distance_kernel(
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
     DOT_F32: tl.constexpr,
+    INDEX64: tl.constexpr,
 ):
     """One program: the (BLOCK_B, BLOCK_K) tile of distances out[b, k] = ||x_b - c_k||^2."""
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.program_id(1).to(tl.int64) * BLOCK_K + tl.arange(0, BLOCK_K)
+    rows = _index(tl.program_id(0), BLOCK_B, INDEX64)
+    cols = _index(tl.program_id(1), BLOCK_K, INDEX64)
     row_mask = rows < B
     col_mask = cols < K
     dist = _sqdist_tile(
@@ -181,19 +195,20 @@ def _rbf_loss_fwd_kernel(
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
     DOT_F32: tl.constexpr,
+    INDEX64: tl.constexpr,
 ):
     """One program: BLOCK_B rows, looping over all K centers with an online log-sum-exp.
 
     loss[b] = d[b, target_b] + lse[b], lse[b] = log(e^-j + sum_k e^-d[b, k]).
     """
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rows = _index(tl.program_id(0), BLOCK_B, INDEX64)
     row_mask = rows < B
     target = tl.load(target_ptr + rows, mask=row_mask, other=-1)
     run_max = tl.zeros((BLOCK_B,), dtype=tl.float32) + neg_j  # the e^-j term seeds the sum
     run_sum = tl.full((BLOCK_B,), 1.0, dtype=tl.float32)
     d_target = tl.zeros((BLOCK_B,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        cols = k0 + tl.arange(0, BLOCK_K).to(tl.int64)
+        cols = k0 + tl.arange(0, BLOCK_K)
         col_mask = cols < K
         dist = _sqdist_tile(
             x_ptr, c_ptr, rows, cols, row_mask, col_mask, D,
@@ -248,6 +263,7 @@ def _rbf_loss_grad_x_kernel(
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
     DOT_F32: tl.constexpr,
+    INDEX64: tl.constexpr,
 ):
     """One program: grad_x for BLOCK_B rows and BLOCK_DO features, recomputing distances.
 
@@ -255,8 +271,8 @@ def _rbf_loss_grad_x_kernel(
     grad_x[b] = 2 sum_k w[b, k] (x_b - c_k) = 2 (x'_b sum_k w[b, k] - (w @ C')[b]),
     x' and C' shifted by c_0 (when CENTER) so the difference does not cancel far from 0.
     """
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
-    feats = tl.program_id(1).to(tl.int64) * BLOCK_DO + tl.arange(0, BLOCK_DO)
+    rows = _index(tl.program_id(0), BLOCK_B, INDEX64)
+    feats = _index(tl.program_id(1), BLOCK_DO, INDEX64)
     row_mask = rows < B
     feat_mask = feats < D
     target = tl.load(target_ptr + rows, mask=row_mask, other=-1)
@@ -267,7 +283,7 @@ def _rbf_loss_grad_x_kernel(
     w_sum = tl.zeros((BLOCK_B,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_B, BLOCK_DO), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        cols = k0 + tl.arange(0, BLOCK_K).to(tl.int64)
+        cols = k0 + tl.arange(0, BLOCK_K)
         col_mask = cols < K
         dist = _sqdist_tile(
             x_ptr, c_ptr, rows, cols, row_mask, col_mask, D,
@@ -326,14 +342,15 @@ def _rbf_loss_grad_c_kernel(
     PRECISION: tl.constexpr,
     RATIO: tl.constexpr,
     DOT_F32: tl.constexpr,
+    INDEX64: tl.constexpr,
 ):
     """One program: BLOCK_K centers x BLOCK_DO features of slab s's share of grad_c.
 
     partial[s, k] = 2 sum_{b in slab s} w[b, k] (c_k - x_b) = 2 (c'_k sum_b w - (w^T @ X')[k]);
     distances are recomputed transposed ((BLOCK_K, BLOCK_B) tiles) so no tl.trans is needed.
     """
-    cols = tl.program_id(0).to(tl.int64) * BLOCK_K + tl.arange(0, BLOCK_K)
-    feats = tl.program_id(1).to(tl.int64) * BLOCK_DO + tl.arange(0, BLOCK_DO)
+    cols = _index(tl.program_id(0), BLOCK_K, INDEX64)
+    feats = _index(tl.program_id(1), BLOCK_DO, INDEX64)
     slab = tl.program_id(2)
     col_mask = cols < K
     feat_mask = feats < D
@@ -341,10 +358,12 @@ def _rbf_loss_grad_c_kernel(
         shift = tl.load(c_ptr + feats * stride_cd, mask=feat_mask, other=0.0)
     w_sum = tl.zeros((BLOCK_K,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_K, BLOCK_DO), dtype=tl.float32)
-    slab_start = slab.to(tl.int64) * ROWS_PER_SLAB
+    if INDEX64:
+        slab = slab.to(tl.int64)
+    slab_start = slab * ROWS_PER_SLAB
     slab_end = tl.minimum(slab_start + ROWS_PER_SLAB, B)
     for b0 in range(slab_start, slab_end, BLOCK_B):
-        rows = b0 + tl.arange(0, BLOCK_B).to(tl.int64)
+        rows = b0 + tl.arange(0, BLOCK_B)
         row_mask = rows < slab_end
         target = tl.load(target_ptr + rows, mask=row_mask, other=-1)
         lse = tl.load(lse_ptr + rows, mask=row_mask, other=0.0)
@@ -381,30 +400,48 @@ def _rbf_loss_grad_c_kernel(
 # ----------------------------------------------------------------------- autotune configs
 
 
-def _distance_configs() -> list[triton.Config]:
-    """Tile shapes for the distance and loss-forward kernels (built on first launch)."""
+def _distance_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
+    """Tile shapes for the distance and loss-forward kernels (built on first launch). float32
+    uses FMA dots ("ieee"), whose operands and accumulator live in registers: smaller tiles."""
     if _runtime.INTERPRET:
         return [triton.Config({"BLOCK_B": 16, "BLOCK_K": 16, "BLOCK_D": 16})]
-    tiles = [  # (BLOCK_B, BLOCK_K, BLOCK_D, warps, stages): GEMM-like, plus thin-K for K=10
-        (128, 128, 32, 4, 3), (128, 128, 64, 8, 3), (64, 128, 32, 4, 4), (128, 64, 32, 4, 4),
-        (64, 64, 32, 4, 4), (256, 128, 32, 8, 3), (128, 256, 32, 8, 3), (64, 64, 64, 4, 3),
-        (128, 16, 32, 4, 4), (256, 16, 64, 4, 3), (64, 16, 64, 2, 4), (32, 16, 32, 2, 4),
-    ]  # fmt: skip
+    # (BLOCK_B, BLOCK_K, BLOCK_D, warps, stages): GEMM-like, plus thin-K for K=10. Kept from
+    # `sepbench inspect` sweeps (sm_90, rbf suite; kernels/NOTES.md): no spills in either kernel
+    # that shares the list. float32 (FMA dots, accumulator and operands in registers) needs
+    # small tiles: 128x128 spilled 1-2 KB there, 256x16 spilled 1.8-3.8 KB in bfloat16.
+    if dtype == torch.float32:
+        tiles = [
+            (32, 16, 32, 4, 2), (32, 16, 16, 2, 2), (64, 16, 16, 4, 2), (32, 32, 32, 4, 2),
+            (32, 64, 32, 4, 2), (64, 32, 32, 4, 3), (64, 64, 16, 8, 2),
+        ]  # fmt: skip
+    else:
+        tiles = [
+            (128, 16, 32, 4, 4), (32, 16, 32, 2, 4), (64, 64, 32, 4, 4), (64, 64, 64, 4, 3),
+            (128, 64, 32, 4, 4), (128, 64, 64, 8, 3), (64, 128, 32, 8, 3),
+        ]  # fmt: skip
     return [
         triton.Config({"BLOCK_B": b, "BLOCK_K": k, "BLOCK_D": d}, num_warps=w, num_stages=s)
         for b, k, d, w, s in tiles
     ]
 
 
-def _grad_configs() -> list[triton.Config]:
+def _grad_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
     """Tile shapes for the two backward kernels (BLOCK_DO: output features per program)."""
     if _runtime.INTERPRET:
         return [triton.Config({"BLOCK_B": 16, "BLOCK_K": 16, "BLOCK_D": 16, "BLOCK_DO": 16})]
-    tiles = [  # (BLOCK_B, BLOCK_K, BLOCK_D, BLOCK_DO, warps, stages)
-        (64, 64, 32, 64, 4, 3), (64, 64, 32, 128, 8, 3), (128, 64, 32, 128, 8, 3),
-        (64, 128, 32, 128, 8, 3), (32, 16, 32, 128, 4, 3), (64, 16, 32, 128, 4, 3),
-        (128, 16, 64, 64, 4, 3), (64, 32, 64, 64, 4, 3),
-    ]  # fmt: skip
+    # (BLOCK_B, BLOCK_K, BLOCK_D, BLOCK_DO, warps, stages), kept as for _distance_configs:
+    # no spills in grad_x nor grad_c on the rbf suite's shapes (sm_90).
+    if dtype == torch.float32:
+        tiles = [
+            (16, 16, 16, 128, 4, 2), (32, 16, 16, 64, 4, 1), (32, 32, 16, 64, 4, 2),
+            (32, 32, 32, 32, 4, 2),
+        ]  # fmt: skip
+    else:
+        tiles = [
+            (32, 16, 32, 128, 4, 3), (64, 16, 32, 128, 4, 3), (32, 32, 32, 64, 4, 3),
+            (64, 64, 32, 64, 4, 3), (64, 64, 32, 128, 8, 3), (128, 64, 32, 128, 8, 3),
+            (64, 128, 32, 128, 8, 3),
+        ]  # fmt: skip
     return [
         triton.Config(
             {"BLOCK_B": b, "BLOCK_K": k, "BLOCK_D": d, "BLOCK_DO": do}, num_warps=w, num_stages=s
@@ -413,29 +450,25 @@ def _grad_configs() -> list[triton.Config]:
     ]
 
 
-def _prune_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+def _tile_sizes(named_args: dict) -> dict[str, int]:
     """Tiles no wider than the problem (K=10 needs no 128-wide K tile)."""
-    sizes = {"BLOCK_B": named_args["B"], "BLOCK_K": named_args["K"], "BLOCK_DO": named_args["D"]}
-    return fit_to_problem(configs, sizes)
+    return {"BLOCK_B": named_args["B"], "BLOCK_K": named_args["K"], "BLOCK_DO": named_args["D"]}
 
 
-def _autotuned(kernel: triton.JITFunction, configs: list[triton.Config]):
-    # B is bucketed to a power of two so a ragged last batch does not re-tune.
-    return triton.autotune(
-        configs=configs,
-        key=["B_BUCKET", "K", "D"],
-        prune_configs_by={"early_config_prune": _prune_configs},
-    )(kernel)
+# B is bucketed to a power of two in the key, so a ragged last batch does not re-tune.
+_KEY = ("B_BUCKET", "K", "D")
+TUNABLES = {
+    "distance": Tunable(_rbf_distance_kernel, _distance_configs, _tile_sizes, _KEY),
+    "loss_fwd": Tunable(_rbf_loss_fwd_kernel, _distance_configs, _tile_sizes, _KEY),
+    "grad_x": Tunable(_rbf_loss_grad_x_kernel, _grad_configs, _tile_sizes, _KEY),
+    "grad_c": Tunable(_rbf_loss_grad_c_kernel, _grad_configs, _tile_sizes, _KEY),
+}
 
 
 @functools.cache
-def _tuned_kernels() -> dict[str, object]:
-    return {
-        "distance": _autotuned(_rbf_distance_kernel, _distance_configs()),
-        "loss_fwd": _autotuned(_rbf_loss_fwd_kernel, _distance_configs()),
-        "grad_x": _autotuned(_rbf_loss_grad_x_kernel, _grad_configs()),
-        "grad_c": _autotuned(_rbf_loss_grad_c_kernel, _grad_configs()),
-    }
+def _tuned(name: str, fp32: bool) -> object:
+    """The autotuned kernel ``name`` for float32 (FMA dots) or 16-bit (tensor-core) inputs."""
+    return TUNABLES[name].autotuned(torch.float32 if fp32 else torch.bfloat16)
 
 
 # ------------------------------------------------------------------------------ launchers
@@ -466,8 +499,11 @@ def _check_operands(x: torch.Tensor, centers: torch.Tensor) -> None:
         )
 
 
-def _numerics(dtype: torch.dtype, refine: bool) -> dict[str, object]:
+def _numerics(dtype: torch.dtype, refine: bool, *sizes: int) -> dict[str, object]:
+    """The launch's constexprs; ``sizes`` are the element counts of its tensors (int64
+    offsets past 2^31)."""
     return {
+        "INDEX64": max(sizes) >= 2**31,
         "CENTER": dtype == torch.float32,
         "PRECISION": FP32_DOT_PRECISION,
         "RATIO": REFINE_RATIO if refine else 0.0,
@@ -477,15 +513,26 @@ def _numerics(dtype: torch.dtype, refine: bool) -> dict[str, object]:
     }
 
 
-def _distance_forward(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+Launch = tuple[tuple, dict, Callable[[dict], tuple[int, ...]]]  # args, kwargs, grid
+
+
+def distance_launch(x: torch.Tensor, centers: torch.Tensor, out: torch.Tensor) -> Launch:
+    """The distance kernel's launch: what rbf_distance runs, and what bench.measuring.inspect
+    compiles for a GPU target."""
     (B, D), K = x.shape, centers.shape[0]
-    out = torch.empty((B, K), dtype=x.dtype, device=x.device)
-    grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), triton.cdiv(K, meta["BLOCK_K"]))
-    _tuned_kernels()["distance"][grid](
+    args = (
         x, centers, out, B, K, D, triton.next_power_of_2(B),
         x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
-        out.stride(0), out.stride(1), **_numerics(x.dtype, refine=True),
+        out.stride(0), out.stride(1),
     )  # fmt: skip
+    grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), triton.cdiv(K, meta["BLOCK_K"]))
+    return args, _numerics(x.dtype, True, x.numel(), centers.numel(), out.numel()), grid
+
+
+def _distance_forward(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    out = torch.empty((x.shape[0], centers.shape[0]), dtype=x.dtype, device=x.device)
+    args, kwargs, grid = distance_launch(x, centers, out)
+    _tuned("distance", x.dtype == torch.float32)[grid](*args, **kwargs)
     return out
 
 
@@ -545,28 +592,72 @@ def _check_target(
     return target.to(torch.int64).contiguous()
 
 
-def _rows_per_slab(B: int, K: int, D: int, device: torch.device) -> int:
-    """Rows each grad_c program sums: enough slabs to fill the GPU, few enough partials."""
-    if device.type != "cuda":
-        return 32  # interpreter: small slabs so tests cover several partials
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
+def rows_per_slab(B: int, K: int, D: int, sms: int | None) -> int:
+    """Rows each grad_c program sums: enough slabs to fill ``sms`` multiprocessors twice, few
+    enough partials. ``sms`` None (the interpreter): 32, so tests cover several partials."""
+    if sms is None:
+        return 32
     tiles = triton.cdiv(K, 64) * triton.cdiv(D, 128)
     slabs = max(1, min(triton.cdiv(B, 64), (2 * sms) // tiles))
     return triton.cdiv(B, slabs)
 
 
+def loss_fwd_launch(
+    x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, per_row: torch.Tensor,
+    lse: torch.Tensor, j: float,
+) -> Launch:  # fmt: skip
+    (B, D), K = x.shape, centers.shape[0]
+    args = (
+        x, centers, target, per_row, lse, -float(j), B, K, D, triton.next_power_of_2(B),
+        x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
+    )  # fmt: skip
+    grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]),)
+    return args, _numerics(x.dtype, False, x.numel(), centers.numel(), B * K), grid
+
+
+def grad_x_launch(
+    x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, lse: torch.Tensor,
+    g: torch.Tensor, grad_x: torch.Tensor,
+) -> Launch:  # fmt: skip
+    (B, D), K = x.shape, centers.shape[0]
+    args = (
+        x, centers, target, lse, g, grad_x, B, K, D, triton.next_power_of_2(B),
+        x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
+        grad_x.stride(0), grad_x.stride(1),
+    )  # fmt: skip
+    grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), triton.cdiv(D, meta["BLOCK_DO"]))
+    return args, _numerics(x.dtype, False, x.numel(), centers.numel(), B * K), grid
+
+
+def grad_c_launch(
+    x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, lse: torch.Tensor,
+    g: torch.Tensor, partial: torch.Tensor, rows: int,
+) -> Launch:  # fmt: skip
+    (B, D), K = x.shape, centers.shape[0]
+    args = (
+        x, centers, target, lse, g, partial, B, K, D, triton.next_power_of_2(B), rows,
+        x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
+        partial.stride(0), partial.stride(1), partial.stride(2),
+    )  # fmt: skip
+    slabs = partial.shape[0]
+    grid = lambda meta: (triton.cdiv(K, meta["BLOCK_K"]), triton.cdiv(D, meta["BLOCK_DO"]), slabs)
+    return args, _numerics(x.dtype, False, x.numel(), partial.numel(), B * K), grid
+
+
+def _sms(device: torch.device) -> int | None:
+    if device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
 class _RBFLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, centers, target, j, reduction):
-        (B, D), K = x.shape, centers.shape[0]
+        B = x.shape[0]
         per_row = torch.empty((B,), dtype=torch.float32, device=x.device)
         lse = torch.empty((B,), dtype=torch.float32, device=x.device)
-        grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]),)
-        _tuned_kernels()["loss_fwd"][grid](
-            x, centers, target, per_row, lse, -float(j), B, K, D, triton.next_power_of_2(B),
-            x.stride(0), x.stride(1), centers.stride(0), centers.stride(1),
-            **_numerics(x.dtype, refine=False),
-        )  # fmt: skip
+        args, kwargs, grid = loss_fwd_launch(x, centers, target, per_row, lse, j)
+        _tuned("loss_fwd", x.dtype == torch.float32)[grid](*args, **kwargs)
         ctx.save_for_backward(x, centers, target, lse)
         ctx.reduction = reduction
         if reduction == "mean":
@@ -586,28 +677,17 @@ class _RBFLoss(torch.autograd.Function):
         elif ctx.reduction == "sum":
             g = g.expand(B)
         g = g.contiguous()
-        common = (B, K, D, triton.next_power_of_2(B))
-        strides = (x.stride(0), x.stride(1), centers.stride(0), centers.stride(1))
         grad_x = grad_c = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.empty((B, D), dtype=x.dtype, device=x.device)
-            grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), triton.cdiv(D, meta["BLOCK_DO"]))
-            _tuned_kernels()["grad_x"][grid](
-                x, centers, target, lse, g, grad_x, *common, *strides,
-                grad_x.stride(0), grad_x.stride(1), **_numerics(x.dtype, refine=False),
-            )  # fmt: skip
+            args, kwargs, grid = grad_x_launch(x, centers, target, lse, g, grad_x)
+            _tuned("grad_x", x.dtype == torch.float32)[grid](*args, **kwargs)
         if ctx.needs_input_grad[1]:
-            rows = _rows_per_slab(B, K, D, x.device)
-            slabs = triton.cdiv(B, rows)
-            partial = torch.empty((slabs, K, D), dtype=torch.float32, device=x.device)
-            grid = lambda meta: (
-                triton.cdiv(K, meta["BLOCK_K"]), triton.cdiv(D, meta["BLOCK_DO"]), slabs,
-            )  # fmt: skip
-            _tuned_kernels()["grad_c"][grid](
-                x, centers, target, lse, g, partial, *common, rows, *strides,
-                partial.stride(0), partial.stride(1), partial.stride(2),
-                **_numerics(x.dtype, refine=False),
-            )  # fmt: skip
+            rows = rows_per_slab(B, K, D, _sms(x.device))
+            partial = torch.empty((triton.cdiv(B, rows), K, D), dtype=torch.float32,
+                                  device=x.device)  # fmt: skip
+            args, kwargs, grid = grad_c_launch(x, centers, target, lse, g, partial, rows)
+            _tuned("grad_c", x.dtype == torch.float32)[grid](*args, **kwargs)
             grad_c = partial.sum(0).to(centers.dtype)  # second pass: deterministic order
         return grad_x, grad_c, None, None, None
 

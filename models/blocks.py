@@ -98,15 +98,16 @@ class DepthwiseSeparable(nn.Module):
             return self.forward_torch(x)
         from kernels import dwsep_block  # lazy: importing models must not import Triton
 
+        operands = self._kernel_operands()
         return dwsep_block(
             x,
-            self.dw.weight,
+            operands["dw_weight"],
             self.pw.weight,
             stride=self.dw.stride[0],
             padding=self.padding,
             activation=self.dw_activation,
             pw_activation=self.activation,
-            **self._folded_affine(),
+            **{k: v for k, v in operands.items() if k != "dw_weight"},
         )
 
     def _triton_fallback_reason(self, x: Tensor) -> str | None:
@@ -124,19 +125,23 @@ class DepthwiseSeparable(nn.Module):
                 return "a BatchNorm without running statistics cannot be folded"
         return None
 
-    def _folded_affine(self) -> dict[str, Tensor | None]:
-        """dw_scale/dw_shift/pw_scale/pw_shift in float32, BN folded (and the pw bias into
-        pw_shift). Cached until a parameter or buffer changes (tensor version counters): eight
+    def _kernel_operands(self) -> dict[str, Tensor | None]:
+        """The depthwise weight packed channel-innermost (kernels.pack_dw_weight) and
+        dw_scale/dw_shift/pw_scale/pw_shift in float32, BN folded (and the pw bias into
+        pw_shift). Cached until a parameter or buffer changes (tensor version counters): nine
         tiny kernel launches per forward would dominate a batch-1 block on GPU."""
+        from kernels import pack_dw_weight
+
         tensors = [*self.parameters(), *self.buffers()]
         versions = tuple((id(t), t._version) for t in tensors)
         if self._folded is None or self._folded[0] != versions:
             with torch.no_grad():
                 dw_scale, dw_shift = fold_batch_norm(self.bn_dw, None)
                 pw_scale, pw_shift = fold_batch_norm(self.bn_pw, self.pw.bias)
-            affine = {"dw_scale": dw_scale, "dw_shift": dw_shift,
-                      "pw_scale": pw_scale, "pw_shift": pw_shift}  # fmt: skip
-            self._folded = (versions, affine)
+                operands = {"dw_weight": pack_dw_weight(self.dw.weight.detach()),
+                            "dw_scale": dw_scale, "dw_shift": dw_shift,
+                            "pw_scale": pw_scale, "pw_shift": pw_shift}  # fmt: skip
+            self._folded = (versions, operands)
         return self._folded[1]
 
 

@@ -40,10 +40,13 @@ class FusedDepthwisePointwise(nn.Module):
         self.stride = dw.stride[0]
         self.padding = dw.padding[0]
         self.activation = activation
+        from kernels import pack_dw_weight  # lazy: importing models must not import Triton
+
         with torch.no_grad():
             dw_scale, dw_shift = fold_batch_norm(dw_bn, dw.bias)
             pw_scale, pw_shift = fold_batch_norm(pw_bn, pw.bias)
-            self.register_buffer("dw_weight", dw.weight.detach().clone())
+            # channel-innermost once here, not a copy per call inside dwsep_block
+            self.register_buffer("dw_weight", pack_dw_weight(dw.weight.detach().clone()))
             self.register_buffer("pw_weight", pw.weight.detach().clone())
             self.register_buffer("dw_scale", dw_scale)
             self.register_buffer("dw_shift", dw_shift)

@@ -67,7 +67,7 @@ def test_triton_equals_torch_in_eval(kwargs, dtype, channels_last, poisoned_allo
     torch.testing.assert_close(got.double(), expected, **tolerance(dtype))
 
 
-def test_folded_affine_follows_parameter_changes() -> None:
+def test_cached_kernel_operands_follow_parameter_changes() -> None:
     reference, fused = pair()
     reference.eval()
     fused.eval()
@@ -77,6 +77,7 @@ def test_folded_affine_follows_parameter_changes() -> None:
         for block in (reference, fused):
             block.bn_pw.running_mean.add_(1.0)  # in place: only the version counter changes
             block.bn_dw.weight.mul_(2.0)
+            block.dw.weight.mul_(1.5)  # the packed copy of the depthwise weight too
         torch.testing.assert_close(fused(x), reference(x), **tolerance(torch.float32))
 
 

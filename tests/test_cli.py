@@ -62,5 +62,5 @@ def test_python_m_bench_and_console_script():
 
 def test_argparse_errors_exit_2():
     with pytest.raises(SystemExit) as exc:
-        main(["count"])
+        main(["count", "lenet5", "--batch", "two"])
     assert exc.value.code == 2

@@ -171,7 +171,7 @@ def test_poison_fixture_poisons(poisoned_allocations) -> None:
 
 
 def test_autotune_pruning_fits_tiles_to_the_problem() -> None:
-    """_prune_configs on the GPU config list (pure Python, no device needed)."""
+    """The size pruning on a hand-made config list (pure Python, no device needed)."""
     import triton
 
     from kernels import dwsep
@@ -180,11 +180,42 @@ def test_autotune_pruning_fits_tiles_to_the_problem() -> None:
         triton.Config({"BLOCK_P": p, "BLOCK_C": c, "BLOCK_CO": co})
         for p, c, co in [(16, 32, 64), (128, 32, 32), (64, 32, 256), (64, 64, 64), (128, 16, 16)]
     ]
-    kept = dwsep._prune_configs(configs, {"P": 2 * 28 * 28, "C": 32, "COUT": 24})
+    kept = dwsep.TUNABLE.prune(configs, {"P": 2 * 28 * 28, "C": 32, "COUT": 24})
     assert [cfg.kwargs["BLOCK_CO"] for cfg in kept] == [32, 16]
-    tiny = dwsep._prune_configs(configs, {"P": 9, "C": 3, "COUT": 5})
+    tiny = dwsep.TUNABLE.prune(configs, {"P": 9, "C": 3, "COUT": 5})
     assert len(tiny) == 1  # nothing fits: the smallest config is kept
-    assert len(dwsep._prune_configs(configs, {"P": 10**6, "C": 960, "COUT": 320})) == 5
+    assert len(dwsep.TUNABLE.prune(configs, {"P": 10**6, "C": 960, "COUT": 320})) == 5
+
+
+# ---- NaN / inf and autograd (issue 13: no silently wrong number) ---------------------------
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize(("activation", "pw_activation"),
+                         [("relu", "relu"), ("relu6", None), (None, "relu6")])  # fmt: skip
+def test_nan_and_inf_propagate_as_in_float64(activation, pw_activation, channels_last) -> None:
+    """NaN and inf planted in x come out where the float64 oracle has them: tl.maximum-based
+    relu turned NaN into 0 (v1), where torch.relu keeps it."""
+    case = Case(1, 6, 5, 7, 6, activation=activation, pw_activation=pw_activation,
+                channels_last=channels_last)  # fmt: skip
+    (x, dw_weight, pw_weight), kwargs = make_inputs(case)
+    x = x.clone()
+    x[0, 1, 2, 3] = float("nan")
+    x[0, 4, 5, 0] = float("inf")
+    x[0, 0, 0, 5] = -float("inf")
+    out = kernels.dwsep_block(x, dw_weight, pw_weight, **kwargs)
+    double = {k: v.double() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+    ref = dwsep_reference(x.double(), dw_weight.double(), pw_weight.double(), **double)
+    assert ref.isnan().any() and not ref.isnan().all(), "the case must plant NaNs and spare some"
+    torch.testing.assert_close(out.double(), ref, equal_nan=True, **tolerance(case.dtype))
+
+
+def test_inputs_that_need_grad_are_refused_with_a_clear_error() -> None:
+    (x, dw_weight, pw_weight), kwargs = make_inputs(Case(1, 4, 6, 5, 5))
+    with pytest.raises(RuntimeError, match=r"inference-only.*backend='torch'"):
+        kernels.dwsep_block(x.requires_grad_(), dw_weight, pw_weight, **kwargs)
+    with torch.no_grad():  # the same call without autograd recording is fine
+        assert kernels.dwsep_block(x, dw_weight, pw_weight, **kwargs).shape == (1, 6, 5, 5)
 
 
 # ---- the baselines the harness times ------------------------------------------------------

@@ -40,10 +40,15 @@ def calibrated(model: nn.Module, input_shape: tuple[int, ...], seed: int = 0) ->
     return model.eval()
 
 
-def assert_fused_equal(model: nn.Module, x: torch.Tensor, expected_fused: int) -> None:
+def assert_fused_equal(
+    model: nn.Module, x: torch.Tensor, expected_fused: int, *, one_block: bool = False
+) -> None:
     """The fused copy is as close to the float64 model as the original is in x's dtype (within
-    2x plus the table's atol) and, where the original itself meets the table against float64
-    (one block; not a 50-layer net, whose fp32 roundings compound to ~1.5e-5), meets it too."""
+    2x plus the table's atol) and, for ``one_block`` where the original itself meets the table
+    against float64, meets it too. Not for a 50-layer net: its fp32 roundings compound to
+    ~1.6e-5 either way, and whether the original passes allclose depends on oneDNN's thread
+    count (width 0.25 at 32x32: passes with 2 threads, fails with 1, measured here), which made
+    the strict check depend on test order."""
     fused = fuse(model)
     assert sum(isinstance(m, FusedDepthwisePointwise) for m in fused.modules()) == expected_fused
     with torch.no_grad():
@@ -54,7 +59,7 @@ def assert_fused_equal(model: nn.Module, x: torch.Tensor, expected_fused: int) -
     err_original = (want.double() - exact).abs().max().item()
     tol = tolerance(x.dtype)
     assert err_fused <= 2 * err_original + tol["atol"], (err_fused, err_original)
-    if torch.allclose(want.double(), exact, **tol):
+    if one_block and torch.allclose(want.double(), exact, **tol):
         torch.testing.assert_close(got.double(), exact, **tol)
 
 
@@ -74,7 +79,7 @@ def test_full_width_blocks(index: int, in_shape: tuple[int, ...], poisoned_alloc
     assert isinstance(block, InvertedResidual)
     block = calibrated(nn.Sequential(block), in_shape).to(DEVICE)
     x = torch.randn(in_shape, device=DEVICE)
-    assert_fused_equal(block, x, expected_fused=1)
+    assert_fused_equal(block, x, expected_fused=1, one_block=True)
 
 
 def test_fuse_rejects_training_mode_and_nothing_to_fuse() -> None:

@@ -185,6 +185,36 @@ def test_loss_gradients_are_deterministic():
         assert torch.equal(a, b)
 
 
+# ------------------------------------------------------------------- NaN and inf (issue 13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_and_inf_distances_match_float64(dtype) -> None:
+    """A NaN or inf in x or a center gives NaN / inf where exact differences do: v1's clamp
+    (tl.maximum(d, 0)) returned 0.0 for both."""
+    x = _randn(9, 13, seed=30).to(dtype)
+    centers = _randn(5, 13, seed=31).to(dtype)
+    x[1, 4] = float("nan")
+    x[3, 0] = float("inf")
+    centers[2, 7] = float("nan")
+    centers[4, 1] = -float("inf")
+    got = kernels.rbf_distance(x, centers)
+    ref = rbf_distance_reference(x.double(), centers.double())
+    assert ref.isnan().any() and ref.isinf().any() and ref.isfinite().any()
+    torch.testing.assert_close(got.double(), ref, equal_nan=True, **tolerance(dtype))
+
+
+def test_nan_features_give_a_nan_loss_only_on_their_rows() -> None:
+    centers = _randn(6, 11, seed=32).float()
+    x = _randn(5, 11, seed=33).float()
+    x[2, 3] = float("nan")
+    target = torch.tensor([0, 1, 2, 3, 4], device=DEVICE)
+    got = kernels.rbf_loss(x, centers, target, reduction="none")
+    ref = rbf_loss_reference(x.double(), centers.double(), target, reduction="none")
+    assert got[2].isnan() and ref[2].isnan()
+    torch.testing.assert_close(got.double(), ref, equal_nan=True, **tolerance(torch.float32))
+
+
 # ------------------------------------------------------------------------------ bad input
 
 

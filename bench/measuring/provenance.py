@@ -125,3 +125,32 @@ def environment(device: str, threads: int | None = None) -> dict:
         "triton_version": version("triton"),
         "git_sha": git_sha(),
     }
+
+
+def _driver_version() -> str:
+    """The NVIDIA driver's version from nvidia-smi; 'absent' without one."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "absent"
+    return out.strip().splitlines()[0] if out.strip() else "absent"
+
+
+def machine_info() -> dict:
+    """What a saved pytest-benchmark run records beside its timings (tests/benchmarks/
+    conftest.py): GPU, driver, CUDA and cuDNN, torch and triton versions, CPU threads."""
+    cuda = torch.cuda.is_available()
+    cudnn = torch.backends.cudnn.version() if cuda else None
+    return {
+        "gpu": torch.cuda.get_device_name() if cuda else "none",
+        "driver": _driver_version() if cuda else "absent",
+        "cuda": torch.version.cuda or "absent",
+        "cudnn": str(cudnn) if cudnn else "absent",
+        "torch": torch.__version__,
+        "triton": version("triton"),
+        "cpu_threads": torch.get_num_threads(),
+        "cpu": device_name("cpu"),
+    }

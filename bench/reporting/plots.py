@@ -325,3 +325,40 @@ def write_plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return [draw(df, out_dir / name) for name, draw in _DRAW.items()]
+
+
+def plot_compiled(df: pd.DataFrame, path: Path) -> Path:
+    """compiled.csv as one panel per (kernel, arch): registers per thread against theoretical
+    occupancy for every config, spilling configs and configs over the shared-memory limit marked,
+    with the 25% occupancy goal and the 255-register cap drawn."""
+    ok = df[df["status"] == "ok"]
+    panels = list(dict.fromkeys(zip(ok["kernel"], ok["arch"], strict=True)))
+    if not panels:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        _empty(ax, "compiled")
+        return _save(fig, path)
+    cols = min(2, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.8 * rows), squeeze=False)
+    markers = {"nchw": "s", "nhwc": "o", "row-major": "D"}
+    for ax, (kernel, arch) in zip(axes.flat, panels, strict=False):
+        part = ok[(ok["kernel"] == kernel) & (ok["arch"] == arch)]
+        for (dtype, layout), g in part.groupby(["dtype", "layout"]):
+            bad = (g["spill_bytes"] > 0) | ~g["fits"].astype(bool)
+            ax.scatter(g.loc[~bad, "registers"], 100 * g.loc[~bad, "occupancy"], s=22, alpha=0.7,
+                       marker=markers.get(layout, "o"), label=f"{dtype} {layout}")  # fmt: skip
+            ax.scatter(g.loc[bad, "registers"], 100 * g.loc[bad, "occupancy"], s=60,
+                       marker="x", color="red")  # fmt: skip
+        spills = int((part["spill_bytes"] > 0).sum())
+        over = int((~part["fits"].astype(bool) & (part["spill_bytes"] == 0)).sum())
+        ax.axhline(25, color="grey", ls="--", lw=0.8)
+        ax.axvline(255, color="grey", ls=":", lw=0.8)
+        ax.set(xlim=(0, 265), ylim=(0, 105), xlabel="registers per thread",
+               ylabel="theoretical occupancy, %",
+               title=f"{kernel} on {arch}: {len(part)} rows, {spills} spill, "
+               f"{over} over the shared-memory limit (red x)")  # fmt: skip
+        ax.title.set_fontsize(8)
+        ax.legend(fontsize=6, loc="upper right")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_axis_off()
+    return _save(fig, path)

@@ -1,0 +1,61 @@
+"""compiled.md: what the GPU would execute, from a compiled.csv (`sepbench inspect`): per kernel,
+arch, dtype and layout, the spills, registers, best occupancy, load widths and tensor cores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+OCCUPANCY_GOAL = 0.25  # 16 of 64 warps per SM: issue 12's floor for a memory-bound kernel
+
+
+def compiled_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (kernel, arch, dtype, layout) over its workloads and kept configs."""
+    ok = df[df["status"] == "ok"]
+    rows = []
+    for (kernel, arch, dtype, layout), g in ok.groupby(["kernel", "arch", "dtype", "layout"]):
+        # per workload, the best occupancy any config reaches; then the worst workload
+        best = g.groupby("workload")["occupancy"].max()
+        narrow = int(g[["ldg_8", "ldg_16"]].to_numpy().sum())
+        rows.append({
+            "kernel": kernel, "arch": arch, "dtype": dtype, "layout": layout,
+            "workloads": g["workload"].nunique(), "configs": len(g),
+            "spilling configs": int((g["spill_bytes"] > 0).sum()),
+            "over shared limit": int((g["shared_bytes"] > g["shared_limit"]).sum()),
+            "registers (max)": int(g["registers"].max()),
+            "occupancy, worst workload's best config": f"{best.min():.0%}",
+            "workloads under 25%": int((best < OCCUPANCY_GOAL).sum()),
+            "8/16-bit loads": narrow,
+            "loads 32/64/128-bit": f"{int(g['ldg_32'].sum())}/{int(g['ldg_64'].sum())}/"
+            f"{int(g['ldg_128'].sum())}",
+            "tensor cores": ", ".join(sorted({k.split(".")[0] for s in g["mma_kinds"].dropna()
+                                             for k in str(s).split()})) or "none",
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def compiled_section(df: pd.DataFrame) -> list[str]:
+    """Markdown lines: the table, and the rows that failed to compile."""
+    errors = df[df["status"] != "ok"]
+    versions = ", ".join(sorted(df["triton_version"].dropna().astype(str).unique()))
+    lines = [
+        f"Compiled here with Triton {versions} for each target (no GPU: the cubins are read with "
+        "the cuobjdump and nvdisasm of the triton wheel); every config the size pruning keeps, "
+        "per workload of the suites' GPU sizes. Load and store counts are SASS instructions per "
+        "program, summed over the rows. Occupancy is theoretical (registers, shared memory, "
+        "warps; per-arch limits in kernels/_compiled.py).",
+        "",
+        compiled_table(df).to_markdown(index=False) if len(df) else "(no rows)",
+        "",
+    ]
+    if len(errors):
+        cols = ["kernel", "arch", "workload", "dtype", "layout", "config", "message"]
+        lines += ["Configs that failed to compile:", "", errors[cols].to_markdown(index=False), ""]
+    return lines
+
+
+def write_compiled_summary(df: pd.DataFrame, path: Path) -> Path:
+    title = "# What the GPU would execute (`sepbench inspect`)"
+    path.write_text("\n".join([title, "", *compiled_section(df), "![compiled](compiled.png)", ""]))
+    return path
