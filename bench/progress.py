@@ -19,8 +19,8 @@ _FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%) [{elapsed} elapsed{po
 
 class LineProgress:
     """The part of tqdm's interface the loops use (iterate, update, set_description,
-    set_postfix, close), written as whole lines: at most one per ``every_s`` seconds, and the
-    last state when closed."""
+    set_postfix, set_postfix_str, close), written as whole lines: at most one per ``every_s``
+    seconds, and the last state when closed."""
 
     def __init__(
         self,
@@ -58,6 +58,9 @@ class LineProgress:
 
     def set_postfix(self, refresh: bool = True, **values: Any) -> None:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+
+    def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:
+        self.postfix = text
 
     def close(self) -> None:
         if not self.closed and self.n:

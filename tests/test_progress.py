@@ -27,11 +27,13 @@ def test_a_file_gets_whole_lines_at_most_one_per_interval() -> None:
     for _ in range(100):
         bar.update()
     bar.set_description("dwsep_128_256 eager_nchw")
+    bar.set_postfix_str("resnet18 @ 224")
     bar.close()
     text = out.getvalue()
     assert "\r" not in text
     assert text.splitlines() == [text.splitlines()[-1]]  # quiet for a minute, then the last state
     assert text.startswith("dwsep_128_256 eager_nchw: 100/157 (64%)")
+    assert text.rstrip().endswith("resnet18 @ 224]")
 
 
 def test_lines_follow_the_interval_and_iteration_closes() -> None:
