@@ -5,6 +5,7 @@ and prints; it returns the exit status. Heavy modules are imported inside each h
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -71,7 +72,10 @@ def count_zoo(args: argparse.Namespace) -> int:
         csv,
         write_csv_atomic,
         fresh=args.fresh,
-        progress=lambda items: progress_bar(items, desc="torchvision zoo", unit="model"),
+        progress=lambda items, total: progress_bar(
+            items, total=total, desc="torchvision zoo", unit="model"
+        ),
+        workers=os.cpu_count() or 1,
     )
     seconds = time.perf_counter() - start
     paths = write_zoo_report(df, out)
@@ -152,6 +156,8 @@ def report(args: argparse.Namespace) -> int:
             min_run_time=min_run_time,
             budget_s=budget_s,
         )
+        if device == "cpu":  # what a GPU would execute, compiled here for sm_90
+            _compiled_figures(build_suites(suites, size, device), out)
     paths = write_report(out, started=started)
     work = work_rows(df)
     counts = ", ".join(f"{k} {v}" for k, v in work["status"].value_counts().items())
@@ -161,6 +167,21 @@ def report(args: argparse.Namespace) -> int:
         print(f"wrote {p}")
     print(f"report took {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _compiled_figures(workloads: list, out: Path) -> None:
+    """compiled.csv and compiled.png of the report's kernels for sm_90 (kernels compiled here,
+    cubins read here: no GPU involved); the summary gets a section from them."""
+    from bench.measuring.inspect import inspect_targets, report_targets
+    from bench.measuring.results import write_csv_atomic
+    from bench.reporting.plots import plot_compiled
+
+    start = time.perf_counter()
+    df = inspect_targets(report_targets(workloads), workers=2)
+    write_csv_atomic(df, out / "compiled.csv")
+    plot_compiled(df, out / "compiled.png")
+    print(f"sm_90 figures of {df['kernel'].nunique()} kernels ({len(df)} configs) compiled in "
+          f"{time.perf_counter() - start:.0f} s")  # fmt: skip
 
 
 def _convert_pytest_benchmark(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:

@@ -11,8 +11,10 @@ run, on one thread at batch 1. Rows are written as they finish; a rerun resumes.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
+import multiprocessing
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -164,6 +166,21 @@ def _key(row: dict | pd.Series) -> tuple[str, int]:
     return str(row["model"]), int(row["input"])
 
 
+def _count_or_error(entry: dict) -> dict:
+    """count_entry, or the entry's row with its error: one model's failure is a row."""
+    try:
+        row = count_entry(entry)
+    except Exception as err:
+        row = {
+            **{k: entry[k] for k in ("model", "weights", "input", "doc_params", "doc_gflops")},
+            "verdict": "error",
+            "status": "error",
+            "explanation": f"{type(err).__name__}: {err}"[:300],
+        }
+    gc.collect()
+    return row
+
+
 def run_zoo(
     csv: Path,
     write: Callable[[pd.DataFrame, Path], None],
@@ -171,42 +188,41 @@ def run_zoo(
     *,
     fresh: bool = False,
     progress: Callable | None = None,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Count every entry, handing the rows so far to ``write(df, csv)`` after each one; rows
     already in ``csv`` with status ok are kept unless ``fresh``. A model that fails becomes a
-    row with its error."""
+    row with its error. ``workers`` > 1 counts in that many processes (each on one thread),
+    the largest models first so none is left alone at the end: fvcore's traced run of
+    regnet_y_128gf at 384 took 65 s and vit_h_14 at 518 29 s of the 452 s a serial run took
+    here (2-core AMD EPYC)."""
     csv = Path(csv)
     done: dict[tuple, dict] = {}
     if csv.exists() and not fresh:
         old = pd.read_csv(csv)
         done = {_key(r): r.to_dict() for _, r in old.iterrows() if r.get("status") == "ok"}
     entries = zoo_entries(names)
-    rows = []
-    bar = progress(entries) if progress else entries
-    for entry in bar:
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(f"{entry['model']} @ {entry['input']}")
-        key = _key(entry)
-        if key in done:
-            rows.append(done[key])
-            continue
-        try:
-            rows.append(count_entry(entry))
-        except Exception as err:  # one model's failure is a row, the run goes on
-            rows.append(
-                {
-                    **{
-                        k: entry[k]
-                        for k in ("model", "weights", "input", "doc_params", "doc_gflops")
-                    },
-                    "verdict": "error",
-                    "status": "error",
-                    "explanation": f"{type(err).__name__}: {err}"[:300],
-                }
-            )
-        gc.collect()
+    order = {_key(e): i for i, e in enumerate(entries)}
+    rows = [done[_key(e)] for e in entries if _key(e) in done]
+    todo = sorted((e for e in entries if _key(e) not in done), key=lambda e: -e["doc_gflops"])
+
+    def save() -> None:
+        rows.sort(key=lambda r: order[_key(r)])
         write(pd.DataFrame(rows, columns=COLUMNS), csv)
-    return pd.DataFrame(rows, columns=COLUMNS)
+
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(todo) > 1:
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
+            results = pool.imap_unordered(_count_or_error, todo)
+        else:
+            results = map(_count_or_error, todo)
+        bar = progress(results, total=len(todo)) if progress else results
+        for row in bar:
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{row['model']} @ {row['input']}")
+            rows.append(row)
+            save()
+    return pd.DataFrame(sorted(rows, key=lambda r: order[_key(r)]), columns=COLUMNS)
 
 
 def summary_line(df: pd.DataFrame) -> str:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,8 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import UserError
-from bench.measuring.suites import DwsepShape, RbfShape, Workload, build_suites
+from bench.measuring.suites import HEADLINE_ID, DwsepShape, RbfShape, Workload, build_suites
+from bench.progress import progress
 
 KERNELS = ("dwsep", "rbf_distance", "rbf_loss_fwd", "rbf_loss_grad_x", "rbf_loss_grad_c")
 DEFAULT_SUITES = ("documents", "mobilenet", "rbf")
@@ -52,6 +51,23 @@ class Target:
     workload: Workload
     dtype: str
     layout: str
+
+
+def report_targets(workloads: list[Workload], arch: str = "sm_90") -> list[Target]:
+    """What a CPU report adds about the GPU: each kernel it ran under the interpreter, compiled
+    for ``arch`` on one workload of the report as its fused provider runs it (float32;
+    channels_last for dw-sep): the 8.7x example (or the first dw-sep workload) and the first
+    RBF distance and loss workloads, LeNet-5's own when the lenet suite ran. The full matrix is
+    `sepbench inspect`'s (reports/compiled/)."""
+
+    def first(kernel: str) -> Workload | None:
+        mine = [w for w in workloads if applies(kernel, w)]
+        preferred = [w for w in mine if w.id == HEADLINE_ID or w.suite == "lenet"]
+        return (preferred or mine or [None])[0]
+
+    picked = [(k, first(k)) for k in KERNELS]
+    return [Target(k, arch, w, "float32", "nhwc" if k == "dwsep" else "row-major")
+            for k, w in picked if w is not None]  # fmt: skip
 
 
 def layouts_of(kernel: str) -> tuple[str, ...]:
@@ -205,20 +221,6 @@ def compile_pool(workers: int) -> Iterator[Any]:
         pool.join()
 
 
-def _progress(items: Iterator, total: int, what: str) -> Iterator:
-    """A bar on a terminal; otherwise a line every 10% (a bar in a log file is one long line)."""
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        yield from tqdm(items, total=total, desc=what, unit="compile")
-        return
-    step, start = max(1, total // 10), time.monotonic()
-    for i, item in enumerate(items, 1):
-        if i % step == 0 or i == total:
-            print(f"{what}: {i}/{total} ({time.monotonic() - start:.0f} s)", file=sys.stderr)
-        yield item
-
-
 def inspect_kernels(
     kernels: tuple[str, ...] = KERNELS,
     suites: tuple[str, ...] = DEFAULT_SUITES,
@@ -252,7 +254,7 @@ def inspect_targets(
                     jobs[key] = (key, t, job["cfg"])
         failed: dict[str, str] = {}
         results = pool.imap_unordered(_compile, list(jobs.values()))
-        for key, error in _progress(results, len(jobs), "compiling"):
+        for key, error in progress(results, total=len(jobs), desc="compiling", unit="config"):
             if error:
                 failed[key] = error
     return _rows(todo, plans, failed, dump_cubin)

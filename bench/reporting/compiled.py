@@ -11,20 +11,24 @@ OCCUPANCY_GOAL = 0.25  # 16 of 64 warps per SM: issue 12's floor for a memory-bo
 
 
 def compiled_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (kernel, arch, dtype, layout) over its workloads and kept configs."""
+    """One row per (kernel, arch, dtype, layout) over its workloads and the configs the size
+    pruning keeps; occupancy over those the GPU pruning keeps too (no spills, shared memory
+    within the block limit: the `fits` column)."""
     ok = df[df["status"] == "ok"]
     rows = []
     for (kernel, arch, dtype, layout), g in ok.groupby(["kernel", "arch", "dtype", "layout"]):
-        # per workload, the best occupancy any config reaches; then the worst workload
-        best = g.groupby("workload")["occupancy"].max()
+        fits = g[g["fits"].astype(bool)]
+        # per workload, the best occupancy a kept config reaches; then the worst workload
+        best = fits.groupby("workload")["occupancy"].max().reindex(g["workload"].unique())
+        best = best.fillna(0.0)
         narrow = int(g[["ldg_8", "ldg_16"]].to_numpy().sum())
         rows.append({
             "kernel": kernel, "arch": arch, "dtype": dtype, "layout": layout,
             "workloads": g["workload"].nunique(), "configs": len(g),
-            "spilling configs": int((g["spill_bytes"] > 0).sum()),
+            "spilling (dropped on the GPU)": int((g["spill_bytes"] > 0).sum()),
             "over shared limit": int((g["shared_bytes"] > g["shared_limit"]).sum()),
             "registers (max)": int(g["registers"].max()),
-            "occupancy, worst workload's best config": f"{best.min():.0%}",
+            "occupancy, worst workload's best kept config": f"{best.min():.0%}",
             "workloads under 25%": int((best < OCCUPANCY_GOAL).sum()),
             "8/16-bit loads": narrow,
             "loads 32/64/128-bit": f"{int(g['ldg_32'].sum())}/{int(g['ldg_64'].sum())}/"
@@ -42,9 +46,11 @@ def compiled_section(df: pd.DataFrame) -> list[str]:
     lines = [
         f"Compiled here with Triton {versions} for each target (no GPU: the cubins are read with "
         "the cuobjdump and nvdisasm of the triton wheel); every config the size pruning keeps, "
-        "per workload of the suites' GPU sizes. Load and store counts are SASS instructions per "
-        "program, summed over the rows. Occupancy is theoretical (registers, shared memory, "
-        "warps; per-arch limits in kernels/_compiled.py).",
+        "per workload of the suites' GPU sizes. A config that spills or asks for more shared "
+        "memory than a block may have is counted, then dropped by the autotuner's pruning on a "
+        "GPU of that arch (kernels/_autotune.py), so occupancy is judged over the rest. Load and "
+        "store counts are SASS instructions per program, summed over the rows. Occupancy is "
+        "theoretical (registers, shared memory, warps; per-arch limits in kernels/_compiled.py).",
         "",
         compiled_table(df).to_markdown(index=False) if len(df) else "(no rows)",
         "",

@@ -248,6 +248,17 @@ def _correctness_section(df: pd.DataFrame) -> list[str]:
     ]
 
 
+def _compiled_section(out_dir: Path) -> list[str]:
+    """The report's kernels compiled for sm_90 (compiled.csv, written by a CPU report)."""
+    csv = out_dir / "compiled.csv"
+    if not csv.is_file():
+        return []
+    from bench.reporting.compiled import compiled_section
+
+    return ["## What a GPU would execute (sm_90, compiled here)", "",
+            *compiled_section(pd.read_csv(csv)), "![compiled](compiled.png)", ""]  # fmt: skip
+
+
 def write_summary(df: pd.DataFrame, out_dir: Path, started: float | None = None) -> Path:
     naive = DWSEP.names("methodology")[0]
     lines = [
@@ -271,6 +282,7 @@ def write_summary(df: pd.DataFrame, out_dir: Path, started: float | None = None)
         *[f"- [{desc}]({name})" for name, desc in PLOTS.items()],
         "",
         *_losses_section(df),
+        *_compiled_section(Path(out_dir)),
         *_correctness_section(df),
     ]
     path = Path(out_dir) / "summary.md"
