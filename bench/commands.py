@@ -226,7 +226,9 @@ def inspect(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be a positive integer, got {args.workers}")
-    out = Path(args.out)
+    out = check_out_dir(args.out, ("compiled.csv",))
+    if args.dump_cubin:
+        check_out_dir(args.dump_cubin, ("*.cubin",), flag="--dump-cubin")
     df = inspect_kernels(
         tuple(args.kernel or KERNELS), tuple(args.suite or DEFAULT_SUITES),
         tuple(args.arch or ("sm_80", "sm_90")), dtypes=tuple(args.dtype or DTYPES),

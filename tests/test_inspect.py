@@ -137,6 +137,7 @@ def test_cli_writes_compiled_csv_plot_and_summary(tmp_path) -> None:
         (["inspect", "--arch", "sm_70"], "unknown kernel or arch"),
         (["inspect", "--suite", "nope"], "unknown suite"),
         (["inspect", "--workers", "0"], "--workers"),
+        (["inspect", "--out", "/"], "filesystem root"),
     ],
 )
 def test_bad_input_exits_2(argv, message, capsys) -> None:
