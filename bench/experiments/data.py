@@ -139,8 +139,11 @@ def idx_expected_size(path: Path) -> int | None:
     return 4 + 4 * head[3] + size
 
 
-def verify_mnist_file(path: Path, name: str, data_dir: str | Path) -> None:
-    """Raise a UserError naming ``path`` unless its SHA-256 is the one pinned for ``name``."""
+def verify_mnist_file(
+    path: Path, name: str, data_dir: str | Path, origin: str | None = None
+) -> None:
+    """Raise a UserError unless ``path``'s SHA-256 is the one pinned for ``name``. The message
+    names ``origin`` (where a file being fetched came from) or else ``path``."""
     got = sha256(path)
     if got == MNIST_SHA256[name]:
         return
@@ -151,9 +154,10 @@ def verify_mnist_file(path: Path, name: str, data_dir: str | Path) -> None:
         what = f"is truncated: {size:,} bytes, its IDX header promises {promised:,}"
     else:
         what = "is corrupt or not the MNIST release"
+    advice = "Delete it and fetch it again." if origin is None else "It was not installed."
     raise UserError(
-        f"{path} {what}; its SHA-256 is {got}, expected {MNIST_SHA256[name]}. Delete it and "
-        f"fetch it again. {mnist_help(data_dir)}"
+        f"{origin or path} {what}; its SHA-256 is {got}, expected {MNIST_SHA256[name]}. "
+        f"{advice} {mnist_help(data_dir)}"
     )
 
 
@@ -203,7 +207,8 @@ def _gunzip_verified(gz: Path, path: Path, name: str, data_dir: Path) -> None:
     except (OSError, EOFError) as err:
         tmp.unlink(missing_ok=True)
         raise UserError(f"{gz} is corrupt ({first_line(err)}). {mnist_help(data_dir)}") from None
-    _install(tmp, path, lambda p: verify_mnist_file(p, name, data_dir))
+    origin = f"{path} (decompressed from {gz.name})"
+    _install(tmp, path, lambda p: verify_mnist_file(p, name, data_dir, origin))
 
 
 def _fetch_mnist(data_dir: Path, missing: list[str]) -> str:
@@ -222,7 +227,12 @@ def _fetch_mnist(data_dir: Path, missing: list[str]) -> str:
             for name in missing:
                 tmp = _temp_beside(raw / name)
                 shutil.copyfile(found[name], tmp)
-                _install(tmp, raw / name, lambda p, n=name: verify_mnist_file(p, n, data_dir))
+                origin = f"{raw / name} as fetched by {route}"
+                _install(
+                    tmp,
+                    raw / name,
+                    lambda p, n=name, o=origin: verify_mnist_file(p, n, data_dir, o),
+                )
             return route
     raise UserError(
         f"MNIST is not in {raw}/ and no route could fetch it ({'; '.join(failures)}). "

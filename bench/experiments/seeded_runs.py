@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from bench.errors import UserError
@@ -64,12 +65,12 @@ DEFAULT_SEEDS = (0, 1, 2)
 # cifar_steps, (epochs, steps per epoch); the first epoch is the warm-up that the rates leave out.
 # One cifar_cnn training step at batch 128 takes ~8 s on one core of the 2-core EPYC reference
 # machine (a few hundred steps would take an hour per model there), ~10 ms on a GPU.
-CIFAR_STEPS = {"cpu": (3, 5), "cuda": (4, 75)}
+CIFAR_STEPS = {"cpu": (3, 4), "cuda": (4, 75)}
 RUNS_FOLDER, WORK_FOLDER, COMPARISON = "runs", "work", "comparison.csv"
 # Columns of OUT/runs/RUN.csv besides bench.experiments.train.METRIC_COLUMNS.
 RUN_COLUMNS = ("group", "model", "dataset", "seed", "batch_size", "device", "memory_measure",
                "threads", "concurrent_runs", "load_avg_start", "load_avg_end", "started",
-               "wall_s")  # fmt: skip
+               "wall_s", "torch_version", "git_sha")  # fmt: skip
 COLUMNS = ("group", "model", "dataset", "seed", "status", "epochs", "params", "macs",
            "test_accuracy", "test_error", "train_loss", "test_loss", "time_per_epoch_s",
            "time_per_step_s", "steps_per_epoch", "images_per_s", "train_time_s",
@@ -298,7 +299,8 @@ def _finish(
                 "memory_measure": train.MEMORY_MEASURES[device], "threads": threads or "default",
                 "concurrent_runs": jobs, "load_avg_start": child.load_start,
                 "load_avg_end": os.getloadavg()[0], "started": child.started,
-                "wall_s": wall}  # fmt: skip
+                "wall_s": wall, "torch_version": torch.__version__,
+                "git_sha": provenance.git_sha()}  # fmt: skip
     rows = metrics.assign(**identity)[[*RUN_COLUMNS, *train.METRIC_COLUMNS]]
     write_csv_atomic(rows, opts.out / RUNS_FOLDER / f"{run.name}.csv")
     shutil.rmtree(opts.out / WORK_FOLDER / run.name, ignore_errors=True)  # checkpoint not needed
@@ -370,9 +372,8 @@ def _child(payload: str) -> int:
     """One run, in its own process: fix the threads, train (resuming from the checkpoint)."""
     spec = json.loads(payload)
     provenance.set_threads(spec["threads"])
-    cfg = train.TrainConfig(**spec["config"])
     try:
-        result = train.train(cfg)
+        result = train.train(train.TrainConfig(**spec["config"]))
     except UserError as err:
         print(f"error: {err}", flush=True)
         return 2

@@ -106,7 +106,8 @@ def _conditions(table: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
         f"- Hardware: {', '.join(map(str, ok['device'].unique()))}; "
         f"{', '.join(map(str, ok['threads'].unique()))} thread(s) per run, "
         f"{', '.join(map(str, ok['concurrent_runs'].unique()))} run(s) at a time, each in its "
-        "own process. "
+        f"own process; torch {', '.join(map(str, epochs['torch_version'].unique()))}, "
+        f"git {', '.join(str(s)[:12] for s in epochs['git_sha'].unique())}. "
         f"1-minute load average of the machine while the runs ran: {loads.min():.1f}-"
         f"{loads.max():.1f} (it is shared).",
         f"- Wall clock from the first run's start to the last run's end: "
@@ -205,17 +206,20 @@ def plot_accuracy_vs_macs(ok: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_cifar_steps(ok: pd.DataFrame, path: Path) -> Path:
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     steps = ok[ok["group"] == "cifar_steps"]
     models = list(dict.fromkeys(steps["model"]))
-    for ax, column, label in ((ax_t, "time_per_step_s", "s per training step (batch 128)"),
-                              (ax_m, "peak_memory_mb", "peak memory (MiB)")):  # fmt: skip
+    panels = (("time_per_step_s", "s per training step (batch 128)"),
+              ("peak_memory_mb", "peak memory (MiB)"))  # fmt: skip
+    for ax, (column, label) in zip(axes, panels, strict=True):
+        if steps.empty:
+            ax.text(0.5, 0.5, "no cifar_steps runs", ha="center", va="center")
+            ax.set_axis_off()
+            continue
         stats = [spread(steps[steps["model"] == m][column]) for m in models]
         ax.bar(models, [s.mean for s in stats], color=[f"C{i}" for i in range(len(models))],
                yerr=[0.0 if s.n < 2 else s.sd for s in stats], capsize=6)  # fmt: skip
         ax.set(ylabel=label, title=label)
         ax.grid(alpha=0.3, axis="y")
-    if steps.empty:
-        ax_t.text(0.5, 0.5, "no cifar_steps runs", ha="center", va="center")
     fig.suptitle("document 001's CNNs on CIFAR-shaped synthetic batches, mean +- sd over seeds")
     return _save(fig, path)
