@@ -69,27 +69,23 @@ class ImageData:
 
     def limit_train(self, n: int | None) -> ImageData:
         """The first ``n`` training images (quick checks); the test split is unchanged."""
-        if n is None:
-            return self
-        _check_limit(n, "train")
-        return replace(
-            self,
-            train_images=self.train_images[:n],
-            train_labels=self.train_labels[:n],
-            source=f"{self.source}, first {min(n, len(self.train_labels))} training images",
-        )
+        return self._first(n, "train", "training")
 
     def limit_test(self, n: int | None) -> ImageData:
         """The first ``n`` test images: timing runs on synthetic data, whose accuracy is chance by
         construction and whose full evaluation would cost more than the timed steps."""
+        return self._first(n, "test", "test")
+
+    def _first(self, n: int | None, split: str, words: str) -> ImageData:
         if n is None:
             return self
-        _check_limit(n, "test")
+        if n < 1:
+            raise UserError(f"--limit-{split} must be a positive number of images, got {n}")
+        images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
         return replace(
             self,
-            test_images=self.test_images[:n],
-            test_labels=self.test_labels[:n],
-            source=f"{self.source}, first {min(n, len(self.test_labels))} test images",
+            **{f"{split}_images": images[:n], f"{split}_labels": labels[:n]},
+            source=f"{self.source}, first {min(n, len(labels))} {words} images",
         )
 
     def to(self, device: torch.device | str) -> ImageData:
@@ -306,11 +302,6 @@ def synthetic(channels: int = 3, n_train: int = 10_000, n_test: int = 1_000) -> 
 
 
 # -------------------------------------------------------------------------------------- helpers
-
-
-def _check_limit(n: int, split: str) -> None:
-    if n < 1:
-        raise UserError(f"--limit-{split} must be a positive number of images, got {n}")
 
 
 def _check_split(
