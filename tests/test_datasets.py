@@ -322,10 +322,24 @@ def test_default_dataset_note(tmp_path: Path) -> None:
     assert datasets.default_dataset_note("mnist", tmp_path) is None
 
 
+@pytest.mark.parametrize(("n_train", "n_test"), [(12, None), (None, 3), (7, 1), (80, 9)])
+def test_limits_keep_the_first_images_of_one_split(n_train, n_test) -> None:
+    full = datasets.synthetic(channels=1, n_train=50, n_test=5)
+    data = full.limit_train(n_train).limit_test(n_test)
+    kept_train, kept_test = min(n_train or 50, 50), min(n_test or 5, 5)
+    assert torch.equal(data.train_images, full.train_images[:kept_train])
+    assert torch.equal(data.test_labels, full.test_labels[:kept_test])
+    assert len(data.test_images) == kept_test and len(data.train_labels) == kept_train
+    if n_test is not None:
+        assert f"first {kept_test} test images" in data.source
+
+
 def test_limit_train_and_unknown_dataset() -> None:
     data = datasets.synthetic(channels=1, n_train=50, n_test=5).limit_train(12)
     assert len(data.train_labels) == 12 and len(data.test_labels) == 5
     with pytest.raises(UserError, match="positive"):
         data.limit_train(0)
+    with pytest.raises(UserError, match="--limit-test must be a positive"):
+        data.limit_test(-1)
     with pytest.raises(UserError, match="mnist, cifar10, digits"):
         datasets.load("imagenet")
