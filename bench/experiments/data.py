@@ -389,8 +389,13 @@ def prepare(name: str, data_dir: str | Path = "data", *, download: bool = True) 
 
 
 def first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+    """One line for an exception: its type and first line, plus its last line when there are
+    more (torchvision's download error puts the reason, e.g. the URL error, last)."""
+    text = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not text:
+        return type(err).__name__
+    tail = f" ... {text[-1]}" if len(text) > 1 else ""
+    return f"{type(err).__name__}: {text[0]}{tail}"
 
 
 @contextlib.contextmanager

@@ -124,7 +124,9 @@ def comparison_markdown(table: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
     lines += [
         "Each value is mean +- sample sd over seeds (seed min-max). Rates (s / epoch, s / step, "
         "images/s) are means over the epochs after the first, which pays one-off warm-up. A pair's "
-        "difference is 'inside the noise' when Welch's t-test over the seeds gives p >= 0.05.",
+        "difference is 'inside the noise' when Welch's t-test over the seeds gives p >= 0.05. "
+        "Timings come from separate processes, each seed at another moment: on a shared "
+        "machine their spread includes the machine's changing load.",
         "",
         "## Per model",
         "",
