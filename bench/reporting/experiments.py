@@ -62,7 +62,7 @@ def model_table(ok: pd.DataFrame) -> pd.DataFrame:
         else:
             row["test accuracy %"] = row["test error %"] = "(random labels)"
         row["s / epoch"] = spread(g["time_per_epoch_s"]).text(digits=2, count=False)
-        row["s / step"] = spread(g["time_per_step_s"]).text(digits=3, count=False)
+        row["ms / step"] = spread(g["time_per_step_s"] * 1e3).text(digits=1, count=False)
         row["images/s"] = spread(g["images_per_s"]).text(digits=0, count=False)
         row["peak memory MiB"] = spread(g["peak_memory_mb"]).text(digits=0, count=False)
         rows.append(row)
@@ -86,7 +86,7 @@ def pair_table(ok: pd.DataFrame) -> pd.DataFrame:
         t_std = spread(std["time_per_step_s"]).mean
         row["time per step"] = (
             f"{spread(dw['time_per_step_s']).mean / t_std:.2f}x the standard's; "
-            + difference(dw["time_per_step_s"], std["time_per_step_s"]).text(unit=" s", digits=3)
+            + difference(dw["time_per_step_s"], std["time_per_step_s"]).text(1e3, " ms", 1)
         )
         row["peak memory"] = difference(dw["peak_memory_mb"], std["peak_memory_mb"]).text(
             unit=" MiB", digits=0
@@ -122,7 +122,7 @@ def comparison_markdown(table: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
     ok = table[table["status"] == "ok"]
     lines = ["# Training experiments (`make experiments`)", "", *_conditions(table, epochs), ""]
     lines += [
-        "Each value is mean +- sample sd over seeds (seed min-max). Rates (s / epoch, s / step, "
+        "Each value is mean +- sample sd over seeds (seed min-max). Rates (s / epoch, ms / step, "
         "images/s) are means over the epochs after the first, which pays one-off warm-up. A pair's "
         "difference is 'inside the noise' when Welch's t-test over the seeds gives p >= 0.05. "
         "Timings come from separate processes, each seed at another moment: on a shared "
