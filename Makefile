@@ -1,9 +1,10 @@
-# Two commands do everything on a fresh machine: `make report` and `make test`.
+# Two commands do everything on a fresh machine: `make report` and `make test`; `make experiments`
+# adds the documents' training runs.
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
 PYTEST  := $(PY) -m pytest
 
-.PHONY: report test bench lint fmt clean-venv
+.PHONY: report test experiments bench lint fmt clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -19,6 +20,13 @@ report: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PYTEST) -q -m "not slow" --timeout=300
+
+# The documents' training experiments on this machine's device: MNIST fetched and verified, the
+# LeNet pairs over 3 seeds, document 001's CNNs timed on CIFAR-shaped batches. Resumable: run it
+# again after an interruption. Writes reports/experiments/ (comparison.csv, comparison.md, plots).
+experiments: $(STAMP)
+	$(PY) -m bench data mnist
+	$(PY) -m bench experiments
 
 # The pytest-benchmark suite (timed; not part of `make test` beyond its smoke run).
 bench: $(STAMP)

@@ -56,7 +56,8 @@ def _claims(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--training",
         default=None,
-        help="a compare-training folder whose comparison.csv supplies accuracies",
+        help="a folder whose comparison.csv supplies training results "
+        "(default reports/experiments/ when it has one)",
     )
 
 
@@ -157,6 +158,41 @@ def _train(sub: argparse._SubParsersAction) -> None:
     _train_args(p)
 
 
+def _data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="make MNIST or CIFAR-10 present and checksum-verified")
+    p.add_argument("dataset", choices=["mnist", "cifar10"])
+    p.add_argument("--data-dir", default="data", help="torchvision's root folder (default data)")
+
+
+def _experiments(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "experiments", help="the documents' training runs over seeds -> reports/experiments/"
+    )
+    p.add_argument("--out", default=None, help="default reports/experiments/")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument(
+        "--group",
+        action="append",
+        default=None,
+        help="lenet, lenet_paper, cifar_steps, cifar10 (repeatable; default the first three)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--jobs", type=int, default=None, help="runs at a time (default: cores)")
+    p.add_argument("--threads", type=int, default=None, help="threads per run (default 1 on CPU)")
+    p.add_argument("--fresh", action="store_true", help="redo runs already finished")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs")
+    p.add_argument("--limit-train", type=int, default=None, help="first N training images")
+    p.add_argument(
+        "--mnist-dataset",
+        choices=["mnist", "digits"],
+        default="mnist",
+        help="digits: train the LeNet groups offline (quick checks)",
+    )
+    p.add_argument("--cifar-epochs", type=int, default=None, help="cifar_steps epochs")
+    p.add_argument("--cifar-steps", type=int, default=None, help="cifar_steps steps per epoch")
+
+
 # subcommand -> handler; each takes the parsed arguments and returns an exit status.
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "count": commands.count,
@@ -167,6 +203,8 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": commands.train,
     "compare-training": commands.compare_training,
     "compare": commands.compare,
+    "data": commands.data,
+    "experiments": commands.experiments,
 }
 
 
@@ -193,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         "counters vs measured latency.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_count, _claims, _report, _inspect, _train, _compare):
+    for add in (_count, _claims, _report, _inspect, _train, _compare, _data, _experiments):
         add(sub)
     return parser
 

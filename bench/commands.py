@@ -113,11 +113,21 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def claims(args: argparse.Namespace) -> int:
-    from bench.checking.claims import evaluate_claims, load_results, load_training
+    from bench.checking.claims import (
+        default_training_folder,
+        evaluate_claims,
+        load_results,
+        load_training,
+        load_training_epochs,
+    )
 
     results = load_results(args.results) if args.results else None
-    training = load_training(args.training) if args.training else None
-    df = evaluate_claims(results, training)
+    folder = args.training or default_training_folder()
+    training = load_training(folder) if folder else None
+    epochs = load_training_epochs(folder) if folder else None
+    if folder:
+        print(f"training results from {folder}\n")
+    df = evaluate_claims(results, training, epochs)
     print(df[["claim_id", "verdict", "claimed", "measured"]].to_string(index=False) + "\n")
     print("\n".join(f"{r.claim_id} [{r.verdict}]: {r.note}" for r in df.itertuples() if r.note))
     counts = df["verdict"].value_counts()
@@ -284,3 +294,43 @@ def compare_training(args: argparse.Namespace) -> int:
         print(table.to_string(index=False))
         print(f"wrote {out / 'comparison.csv'}, {out / 'comparison.md'}, {out / 'comparison.png'}")
     return 0
+
+
+def data(args: argparse.Namespace) -> int:
+    """Make a dataset present and verified; exit 2 with the ways to get it when no route works."""
+    from bench.experiments.data import prepare
+
+    prepared = prepare(args.dataset, args.data_dir)
+    where = f"{args.dataset}: {prepared.folder} ({prepared.route})"
+    print(f"{where}; every file matches the {prepared.checked}")
+    return 0
+
+
+def experiments(args: argparse.Namespace) -> int:
+    """The seeded training set, then comparison.md and its plots."""
+    from bench.experiments import seeded_runs
+    from bench.measuring.provenance import REPO_ROOT
+    from bench.reporting.experiments import write_experiments_report
+
+    out = Path(args.out) if args.out else REPO_ROOT / "reports" / "experiments"
+    opts = seeded_runs.Options(
+        out=out,
+        data_dir=Path(args.data_dir),
+        groups=tuple(args.group or seeded_runs.DEFAULT_GROUPS),
+        seeds=tuple(args.seeds) if args.seeds else seeded_runs.DEFAULT_SEEDS,
+        device=args.device,
+        mnist_dataset=args.mnist_dataset,
+        epochs=args.epochs,
+        limit_train=args.limit_train,
+        cifar_epochs=args.cifar_epochs,
+        cifar_steps=args.cifar_steps,
+        jobs=args.jobs,
+        threads=args.threads,
+        fresh=args.fresh,
+    )
+    table = seeded_runs.run_set(opts)
+    failed = table[table["status"] != "ok"]
+    for path in write_experiments_report(out):
+        print(f"wrote {path}")
+    print(f"{len(table) - len(failed)} of {len(table)} runs finished; {out / 'comparison.csv'}")
+    return 1 if len(failed) else 0

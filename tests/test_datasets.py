@@ -18,7 +18,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from bench.cli import main
 from bench.errors import UserError
-from bench.experiments import datasets
+from bench.experiments import data, datasets
 
 # --------------------------------------------------------------------------- format writers
 
@@ -49,6 +49,23 @@ def write_mnist(
         else:
             (raw / name).write_bytes(data)
     return arrays
+
+
+def pin_mnist(monkeypatch: pytest.MonkeyPatch, root: Path) -> dict[str, str]:
+    """Point the pinned SHA-256 table at the MNIST files now in root/MNIST/raw (decompressed
+    digests, as the real table holds): only a test may make written files 'the release'."""
+    raw = root / "MNIST" / "raw"
+    sums = {}
+    for name in data.MNIST_FILES:
+        path = raw / name
+        payload = (
+            path.read_bytes()
+            if path.is_file()
+            else gzip.decompress((raw / f"{name}.gz").read_bytes())
+        )
+        sums[name] = hashlib.sha256(payload).hexdigest()
+        monkeypatch.setitem(data.MNIST_SHA256, name, sums[name])
+    return sums
 
 
 def write_cifar(root: Path, per_batch: int = 8, n_test: int = 10, seed: int = 0):
@@ -101,8 +118,9 @@ def _md5(path: Path) -> str:
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["idx", "idx.gz"])
-def test_mnist_loads_the_written_idx_files(tmp_path: Path, gz: bool) -> None:
+def test_mnist_loads_the_written_idx_files(tmp_path: Path, gz: bool, monkeypatch) -> None:
     arrays = write_mnist(tmp_path, gz=gz)
+    pin_mnist(monkeypatch, tmp_path)
     # torchvision.datasets.MNIST reads the files (after our loader decompresses any .gz).
     data = datasets.load("mnist", tmp_path, download=False)
     assert data.train_images.shape == (60, 1, 28, 28) and data.test_images.shape == (20, 1, 28, 28)
@@ -126,25 +144,30 @@ def test_missing_mnist_says_where_and_how(tmp_path: Path) -> None:
     assert "train-images-idx3-ubyte" in text and "--dataset digits" in text and "http" in text
 
 
-def test_truncated_mnist_is_reported_as_corrupt(tmp_path: Path) -> None:
+def test_truncated_mnist_is_reported_before_it_is_read(tmp_path: Path, monkeypatch) -> None:
     write_mnist(tmp_path)
+    pin_mnist(monkeypatch, tmp_path)
     images = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:1000])
-    with pytest.raises(UserError, match="corrupt") as err:
+    with pytest.raises(
+        UserError, match="is truncated: 1,000 bytes, its IDX header promises 47,056"
+    ) as err:
         datasets.load_mnist(tmp_path, download=False)
-    assert str(tmp_path / "MNIST" / "raw") in str(err.value)
+    assert str(images) in str(err.value) and "SHA-256" in str(err.value)
 
 
-def test_mnist_label_count_mismatch_is_reported(tmp_path: Path) -> None:
+def test_mnist_label_count_mismatch_is_reported(tmp_path: Path, monkeypatch) -> None:
     write_mnist(tmp_path)
     labels = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     labels.write_bytes(_idx_bytes(np.zeros(7, dtype=np.uint8)))  # 20 test images, 7 labels
+    pin_mnist(monkeypatch, tmp_path)  # a consistent release whose files disagree with each other
     with pytest.raises(UserError, match="20 images but 7 labels"):
         datasets.load_mnist(tmp_path, download=False)
 
 
-def test_corrupt_mnist_gzip_is_reported(tmp_path: Path) -> None:
+def test_corrupt_mnist_gzip_is_reported(tmp_path: Path, monkeypatch) -> None:
     write_mnist(tmp_path, gz=True)
+    pin_mnist(monkeypatch, tmp_path)
     (tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
     with pytest.raises(UserError, match=r"train-labels-idx1-ubyte\.gz is corrupt"):
         datasets.load_mnist(tmp_path, download=False)
@@ -299,10 +322,24 @@ def test_default_dataset_note(tmp_path: Path) -> None:
     assert datasets.default_dataset_note("mnist", tmp_path) is None
 
 
+@pytest.mark.parametrize(("n_train", "n_test"), [(12, None), (None, 3), (7, 1), (80, 9)])
+def test_limits_keep_the_first_images_of_one_split(n_train, n_test) -> None:
+    full = datasets.synthetic(channels=1, n_train=50, n_test=5)
+    data = full.limit_train(n_train).limit_test(n_test)
+    kept_train, kept_test = min(n_train or 50, 50), min(n_test or 5, 5)
+    assert torch.equal(data.train_images, full.train_images[:kept_train])
+    assert torch.equal(data.test_labels, full.test_labels[:kept_test])
+    assert len(data.test_images) == kept_test and len(data.train_labels) == kept_train
+    if n_test is not None:
+        assert f"first {kept_test} test images" in data.source
+
+
 def test_limit_train_and_unknown_dataset() -> None:
     data = datasets.synthetic(channels=1, n_train=50, n_test=5).limit_train(12)
     assert len(data.train_labels) == 12 and len(data.test_labels) == 5
     with pytest.raises(UserError, match="positive"):
         data.limit_train(0)
+    with pytest.raises(UserError, match="--limit-test must be a positive"):
+        data.limit_test(-1)
     with pytest.raises(UserError, match="mnist, cifar10, digits"):
         datasets.load("imagenet")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from test_datasets import write_mnist
+from test_datasets import pin_mnist, write_mnist
 from torch import nn
 
 from bench.cli import build_parser, main
@@ -213,8 +213,9 @@ def test_divergence_is_a_clear_error(tmp_path: Path) -> None:
         tr.train(_tiny_config(tmp_path, lr=1e12, momentum=0.0, epochs=1), spec=TINY, progress=False)
 
 
-def test_train_on_mnist_files_through_the_cli(tmp_path: Path) -> None:
+def test_train_on_mnist_files_through_the_cli(tmp_path: Path, monkeypatch) -> None:
     write_mnist(tmp_path / "data", n_train=120, n_test=30)
+    pin_mnist(monkeypatch, tmp_path / "data")
     out = tmp_path / "run"
     code = main(
         [

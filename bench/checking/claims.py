@@ -1,6 +1,7 @@
 """Every quantitative claim of the five documents as data, each with a check that computes the
-measured value (formulas, fvcore, the models, and when given: a report's results.csv and a
-compare-training comparison.csv) and derives the verdict from the numbers.
+measured value (formulas, fvcore, the models, and when given: a report's results.csv and the
+training results of `sepbench experiments`, whose claims live in bench.checking.training_claims)
+and derives the verdict from the numbers.
 
 Verdicts: ``holds``, ``refuted``, or ``untested`` (the note names what would test it).
 """
@@ -8,8 +9,7 @@ Verdicts: ``holds``, ``refuted``, or ``untested`` (the note names what would tes
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import pandas as pd
@@ -17,9 +17,16 @@ import torch
 from torch import nn
 
 from bench import formulas
-from bench.counting.counters import count_model, count_registered
+from bench.checking.evidence import Claim, Evidence, Outcome
+from bench.checking.evidence import in_range as _in_range
+from bench.checking.evidence import untested as _untested
+from bench.checking.evidence import verdict as _verdict
+from bench.checking.training_claims import TRAINING
+from bench.counting.counters import count_model
 from bench.errors import UserError
+from bench.experiments.seeded_runs import COMPARISON, load_runs
 from bench.measuring.operators import DWSEP, MODEL
+from bench.measuring.provenance import REPO_ROOT
 from bench.measuring.results import RESULTS_CSV
 from bench.measuring.results import load_results as read_results
 from bench.measuring.suites import HEADLINE_ID
@@ -32,53 +39,11 @@ DOCS = {
     "002": "LeNet-5: PyTorch Implementation (paper-faithful)",
     "003": "LeNet-5 overview",
     "004": "Minimal PyTorch implementation of LeNet5",
+    "1998": "LeCun, Bottou, Bengio, Haffner 1998 (reference figure)",
 }
 
 # The latency claim reads this workload of the report's "documents" suite.
 EXAMPLE_WORKLOAD = HEADLINE_ID
-
-
-@dataclass
-class Outcome:
-    measured: str
-    method: str
-    verdict: str
-    note: str = ""
-
-
-@dataclass
-class Evidence:
-    """What the checks may read: measured rows and training results, when available."""
-
-    results: pd.DataFrame | None = None
-    training: pd.DataFrame | None = None
-    _counts: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-    def counts(self, model: str) -> pd.DataFrame:
-        if model not in self._counts:
-            self._counts[model] = count_registered(model)
-        return self._counts[model]
-
-    def layer(self, model: str, layer: str) -> pd.Series:
-        df = self.counts(model)
-        return df[df["layer"] == layer].iloc[0]
-
-
-@dataclass(frozen=True)
-class Claim:
-    claim_id: str
-    document: str  # key of DOCS
-    statement: str
-    claimed: str
-    check: Callable[[Evidence], Outcome]
-
-
-def _verdict(ok: bool) -> str:
-    return "holds" if ok else "refuted"
-
-
-def _in_range(value: float, lo: float, hi: float) -> bool:
-    return lo <= value <= hi
 
 
 def _fvcore_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -278,65 +243,6 @@ def _check_model_8_9(ev: Evidence) -> Outcome:
     )
 
 
-def _training_rows(ev: Evidence, models: tuple[str, ...], dataset: str) -> pd.DataFrame | None:
-    if ev.training is None:
-        return None
-    t = ev.training
-    rows = t[(t["model"].isin(models)) & (t["dataset"] == dataset)]
-    if set(rows["model"]) != set(models):
-        return None
-    return rows.set_index("model")
-
-
-def _untested(needs: str, method: str) -> Outcome:
-    return Outcome("not measured", method, "untested", f"needs {needs}")
-
-
-_CIFAR_TRAIN = (
-    "`sepbench compare-training --pair cifar_cnn --dataset cifar10` (CIFAR-10 files, 10 epochs)"
-)
-
-
-def _check_cifar_accuracy(ev: Evidence) -> Outcome:
-    rows = _training_rows(ev, ("cifar_cnn", "cifar_cnn_dw"), "cifar10")
-    method = "test accuracy after training, from comparison.csv"
-    if rows is None:
-        return _untested(_CIFAR_TRAIN, method)
-    a, b = rows.loc["cifar_cnn", "test_accuracy"], rows.loc["cifar_cnn_dw", "test_accuracy"]
-    ok = _in_range(a, 0.70, 0.75) and _in_range(b, 0.68, 0.73)
-    return Outcome(
-        f"standard {a:.1%}; depthwise {b:.1%}",
-        method,
-        _verdict(ok),
-        f"after {int(rows['epochs'].iloc[0])} epochs",
-    )
-
-
-def _check_cifar_gap(ev: Evidence) -> Outcome:
-    rows = _training_rows(ev, ("cifar_cnn", "cifar_cnn_dw"), "cifar10")
-    method = "test accuracy gap after training, from comparison.csv"
-    if rows is None:
-        return _untested(_CIFAR_TRAIN, method)
-    gap = rows.loc["cifar_cnn", "test_accuracy"] - rows.loc["cifar_cnn_dw", "test_accuracy"]
-    return Outcome(f"{gap * 100:.1f} points", method, _verdict(_in_range(gap, 0.01, 0.03)))
-
-
-def _check_train_speed(ev: Evidence) -> Outcome:
-    rows = _training_rows(ev, ("cifar_cnn", "cifar_cnn_dw"), "cifar10")
-    method = "time per epoch, from comparison.csv"
-    if rows is None:
-        return _untested(_CIFAR_TRAIN, method)
-    t_std = rows.loc["cifar_cnn", "time_per_epoch_s"]
-    t_dw = rows.loc["cifar_cnn_dw", "time_per_epoch_s"]
-    faster = 1 - t_dw / t_std
-    return Outcome(
-        f"{faster:.0%} less time per epoch",
-        method,
-        _verdict(_in_range(faster, 0.3, 0.5)),
-        f"{t_std:.2f} s vs {t_dw:.2f} s per epoch on {rows['device'].iloc[0]}",
-    )
-
-
 def _ok_rows(ev: Evidence) -> pd.DataFrame | None:
     if ev.results is None or "status" not in ev.results:
         return None
@@ -504,24 +410,6 @@ def _check_learnable_layers(ev: Evidence) -> Outcome:
     )
 
 
-def _check_lenet_accuracy(ev: Evidence) -> Outcome:
-    method = "test accuracy of lenet5 on MNIST after training, from comparison.csv"
-    rows = _training_rows(ev, ("lenet5",), "mnist")
-    if rows is None:
-        return _untested(
-            "`sepbench compare-training --pair lenet5 --dataset mnist` (MNIST "
-            "files in --data-dir, 10 epochs)",
-            method,
-        )
-    acc = rows.loc["lenet5", "test_accuracy"]
-    return Outcome(
-        f"{acc:.2%}",
-        method,
-        _verdict(_in_range(acc, 0.98, 0.995)),
-        f"after {int(rows.loc['lenet5', 'epochs'])} epochs on {rows['device'].iloc[0]}",
-    )
-
-
 CLAIMS: list[Claim] = [
     Claim(
         "dw-cost-formulas",
@@ -596,28 +484,6 @@ CLAIMS: list[Claim] = [
         "and FLOPs than the standard CNN.",
         "8-9x",
         _check_model_8_9,
-    ),
-    Claim(
-        "cifar-accuracy",
-        "001",
-        "After 10 epochs on CIFAR-10 the standard CNN reaches about "
-        "70-75% test accuracy, the depthwise CNN about 68-73%.",
-        "70-75%; 68-73%",
-        _check_cifar_accuracy,
-    ),
-    Claim(
-        "cifar-accuracy-gap",
-        "001",
-        "Depthwise separable convolution costs 1-3 points of accuracy.",
-        "1-3 points",
-        _check_cifar_gap,
-    ),
-    Claim(
-        "cifar-train-speed",
-        "001",
-        "The depthwise CNN trains 30-50% faster.",
-        "30-50% faster",
-        _check_train_speed,
     ),
     Claim(
         "cifar-latency-8.7x",
@@ -706,13 +572,6 @@ CLAIMS: list[Claim] = [
         _check_shapes,
     ),
     Claim(
-        "lenet-accuracy",
-        "003",
-        "LeNet-5 reaches about 98-99% MNIST test accuracy after 10 epochs.",
-        "98-99%",
-        _check_lenet_accuracy,
-    ),
-    Claim(
         "lenet-learnable-layers",
         "004",
         "LeNet-5 has 5 layers with learnable parameters.",
@@ -722,13 +581,24 @@ CLAIMS: list[Claim] = [
 ]
 
 
+CLAIMS += TRAINING
+# The claims whose verdicts come from training runs (comparison.md lists these).
+TRAINING_CLAIMS = tuple(c.claim_id for c in TRAINING)
+
+
 def evaluate_claims(
-    results: pd.DataFrame | None = None, training: pd.DataFrame | None = None
+    results: pd.DataFrame | None = None,
+    training: pd.DataFrame | None = None,
+    training_epochs: pd.DataFrame | None = None,
+    claim_ids: Collection[str] | None = None,
 ) -> pd.DataFrame:
-    """Run every claim's check; a check that raises becomes an 'untested' row saying why."""
-    ev = Evidence(results=results, training=training)
+    """Run every claim's check (or those in ``claim_ids``); a check that raises becomes an
+    'untested' row saying why."""
+    ev = Evidence(results=results, training=training, training_epochs=training_epochs)
     rows = []
     for c in CLAIMS:
+        if claim_ids is not None and c.claim_id not in claim_ids:
+            continue
         try:
             out = c.check(ev)
         except Exception as err:  # one broken check must not hide the other verdicts
@@ -763,7 +633,20 @@ def load_results(folder: str) -> pd.DataFrame:
 
 
 def load_training(folder: str) -> pd.DataFrame:
-    return _read_csv(Path(folder) / "comparison.csv", "--training")
+    return _read_csv(Path(folder) / COMPARISON, "--training")
+
+
+def load_training_epochs(folder: str) -> pd.DataFrame | None:
+    """The per-epoch rows of an experiments folder (runs/*.csv); None for a compare-training
+    folder, which has none."""
+    epochs = load_runs(Path(folder))
+    return None if epochs.empty else epochs
+
+
+def default_training_folder() -> str | None:
+    """reports/experiments/ of this checkout when `make experiments` has written it, else None."""
+    folder = REPO_ROOT / "reports" / "experiments"
+    return str(folder) if (folder / COMPARISON).is_file() else None
 
 
 def format_claims(df: pd.DataFrame) -> str:

@@ -5,21 +5,19 @@ model input one batch at a time (``ImageData.model_input``): scale to [0, 1], pa
 adapt the channel count. That is what torchvision's Pad / ToTensor / Normalize do per image, done
 once per batch on the training device (MNIST/CIFAR-10 fit on any GPU as uint8: 47 / 150 MB).
 
-Files: torchvision reads MNIST (``<data-dir>/MNIST/raw``, IDX files, gzip accepted) and CIFAR-10
-(``<data-dir>/cifar-10-batches-py``, python pickles). torchvision only accepts CIFAR-10 pickles
-whose md5 matches the official release, so files with other checksums (a subset, a re-export,
-the small files the tests write) are read by ``_read_cifar_pickles`` in the same standard format
-and validated field by field; the official files still go through torchvision. Missing or
-unreadable files raise ``UserError`` saying where the files are expected and how to get them.
+Files: bench.experiments.data makes them present and verified first (MNIST against pinned
+SHA-256, CIFAR-10 against the official md5); torchvision then reads MNIST (``<data-dir>/MNIST/raw``,
+IDX files) and CIFAR-10 (``<data-dir>/cifar-10-batches-py``, python pickles). torchvision only
+accepts CIFAR-10 pickles whose md5 matches the official release, so files with other checksums (a
+subset, a re-export, the small files the tests write) are read by ``_read_cifar_pickles`` in the
+same standard format and validated field by field. Missing or unreadable files raise
+``UserError`` saying where the files are expected and how to get them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import pickle
-import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,23 +26,25 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
 from bench.errors import UserError
+from bench.experiments.data import (
+    CIFAR_TRAIN_FILES,
+    cifar_folder,
+    cifar_help,
+    cifar_present,
+    first_line,
+    mnist_help,
+    mnist_present,
+    mnist_raw_folder,
+    prepare_cifar10,
+    prepare_mnist,
+)
 
 DATASETS = ("mnist", "cifar10", "digits", "synthetic")
 NUM_CLASSES = 10
 # Document 003: MNIST mean / std; document 001: (0.5, 0.5, 0.5) for both moments on CIFAR-10.
 MNIST_NORMALIZE = ((0.1307,), (0.3081,))
 CIFAR_NORMALIZE = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-CIFAR_FOLDER = "cifar-10-batches-py"
-CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR_FILES = (*CIFAR_TRAIN_FILES, "test_batch", "batches.meta")
 DIGITS_TEST_FRACTION = 0.2  # stratified, random_state 0: 1437 train / 360 test images
-DOWNLOAD_TIMEOUT_S = 60  # per socket operation, so that a firewalled machine fails, not hangs
 
 
 @dataclass(frozen=True)
@@ -69,20 +69,23 @@ class ImageData:
 
     def limit_train(self, n: int | None) -> ImageData:
         """The first ``n`` training images (quick checks); the test split is unchanged."""
+        return self._first(n, "train", "training")
+
+    def limit_test(self, n: int | None) -> ImageData:
+        """The first ``n`` test images: timing runs on synthetic data, whose accuracy is chance by
+        construction and whose full evaluation would cost more than the timed steps."""
+        return self._first(n, "test", "test")
+
+    def _first(self, n: int | None, split: str, words: str) -> ImageData:
         if n is None:
             return self
         if n < 1:
-            raise UserError(f"--limit-train must be a positive number of images, got {n}")
-        return ImageData(
-            self.name,
-            self.train_images[:n],
-            self.train_labels[:n],
-            self.test_images,
-            self.test_labels,
-            self.mean,
-            self.std,
-            self.pad,
-            f"{self.source}, first {min(n, len(self.train_labels))} training images",
+            raise UserError(f"--limit-{split} must be a positive number of images, got {n}")
+        images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+        return replace(
+            self,
+            **{f"{split}_images": images[:n], f"{split}_labels": labels[:n]},
+            source=f"{self.source}, first {min(n, len(labels))} {words} images",
         )
 
     def to(self, device: torch.device | str) -> ImageData:
@@ -139,61 +142,13 @@ def load(
 # ---------------------------------------------------------------------------------------- MNIST
 
 
-def mnist_raw_folder(data_dir: str | Path) -> Path:
-    return Path(data_dir) / "MNIST" / "raw"  # where torchvision.datasets.MNIST(root) looks
-
-
-def mnist_present(data_dir: str | Path) -> bool:
-    raw = mnist_raw_folder(data_dir)
-    return all((raw / f).is_file() or (raw / f"{f}.gz").is_file() for f in MNIST_FILES)
-
-
-def _mnist_help(data_dir: Path) -> str:
-    from torchvision.datasets import MNIST
-
-    return (
-        f"MNIST is expected as the four IDX files {', '.join(MNIST_FILES)} (or the same names "
-        f"with .gz) in {mnist_raw_folder(data_dir)}/. Get them with network access by running "
-        f"`sepbench train --model lenet5 --dataset mnist --data-dir {data_dir}` "
-        f"(torchvision downloads them), or copy them there from {MNIST.mirrors[0]}; "
-        "`--dataset digits` works offline."
-    )
-
-
-def _fetch(
-    name: str, dataset_cls: type, data_dir: Path, where: Path, help_text: str, download: bool
-) -> None:
-    """Download a missing dataset through torchvision, or fail with where the files belong."""
-    if not download:
-        raise UserError(f"{name} files not found. {help_text}")
-    try:
-        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-            dataset_cls(str(data_dir), train=True, download=True)
-    except Exception as err:
-        raise UserError(
-            f"{name} is not in {where}/ and downloading it failed ({_first_line(err)}). {help_text}"
-        ) from None
-
-
 def load_mnist(data_dir: str | Path, *, download: bool = True) -> ImageData:
     """MNIST through torchvision: 60,000 / 10,000 28x28 images, padded to 32x32 (document 003)."""
     from torchvision.datasets import MNIST
-    from torchvision.datasets.utils import extract_archive
 
     data_dir = Path(data_dir)
     raw = mnist_raw_folder(data_dir)
-    if not mnist_present(data_dir):
-        _fetch("MNIST", MNIST, data_dir, raw, _mnist_help(data_dir), download)
-    # torchvision reads only the decompressed files; a .gz of another md5 than the official
-    # archive would make it download again, so decompress here with torchvision's own helper.
-    for f in MNIST_FILES:
-        if not (raw / f).is_file():
-            try:
-                extract_archive(str(raw / f"{f}.gz"), str(raw))
-            except Exception as err:
-                raise UserError(
-                    f"{raw / f}.gz is corrupt ({_first_line(err)}). {_mnist_help(data_dir)}"
-                ) from None
+    prepare_mnist(data_dir, download=download)  # present, decompressed, SHA-256 checked
     splits = []
     for train in (True, False):
         try:
@@ -202,7 +157,7 @@ def load_mnist(data_dir: str | Path, *, download: bool = True) -> ImageData:
         except Exception as err:
             raise UserError(
                 f"the MNIST files in {raw}/ are unreadable or corrupt "
-                f"({_first_line(err)}). {_mnist_help(data_dir)}"
+                f"({first_line(err)}). {mnist_help(data_dir)}"
             ) from None
         _check_split(images.unsqueeze(1), labels, (1, 28, 28), f"MNIST in {raw}/", data_dir)
         splits += [images.unsqueeze(1).contiguous(), labels.long()]
@@ -212,41 +167,14 @@ def load_mnist(data_dir: str | Path, *, download: bool = True) -> ImageData:
 # ------------------------------------------------------------------------------------- CIFAR-10
 
 
-def cifar_folder(data_dir: str | Path) -> Path:
-    return Path(data_dir) / CIFAR_FOLDER  # where torchvision.datasets.CIFAR10(root) looks
-
-
-def cifar_present(data_dir: str | Path) -> bool:
-    return all((cifar_folder(data_dir) / f).is_file() for f in CIFAR_FILES)
-
-
-def _cifar_help(data_dir: Path) -> str:
-    from torchvision.datasets import CIFAR10
-
-    return (
-        f"CIFAR-10 is expected as the python pickles {', '.join(CIFAR_FILES)} in "
-        f"{cifar_folder(data_dir)}/. Get them with network access by running "
-        f"`sepbench train --model cifar_cnn --dataset cifar10 --data-dir {data_dir}` "
-        f"(torchvision downloads them), or download {CIFAR10.url} and extract it into {data_dir}/."
-    )
-
-
 def load_cifar10(data_dir: str | Path, *, download: bool = True) -> ImageData:
     """CIFAR-10: 50,000 / 10,000 32x32 RGB images. The official files (md5 as torchvision
     records them) load through torchvision; others through ``_read_cifar_pickles``."""
     from torchvision.datasets import CIFAR10
-    from torchvision.datasets.utils import check_integrity
 
     data_dir = Path(data_dir)
     folder = cifar_folder(data_dir)
-    if not cifar_present(data_dir):
-        _fetch("CIFAR-10", CIFAR10, data_dir, folder, _cifar_help(data_dir), download)
-    official_md5 = [
-        *CIFAR10.train_list,
-        *CIFAR10.test_list,
-        (CIFAR10.meta["filename"], CIFAR10.meta["md5"]),
-    ]
-    official = all(check_integrity(str(folder / name), md5) for name, md5 in official_md5)
+    official = prepare_cifar10(data_dir, download=download, strict=False).official
     splits = []
     for train in (True, False):
         try:
@@ -260,7 +188,7 @@ def load_cifar10(data_dir: str | Path, *, download: bool = True) -> ImageData:
         except Exception as err:
             raise UserError(
                 f"the CIFAR-10 files in {folder}/ are unreadable or corrupt "
-                f"({_first_line(err)}). {_cifar_help(data_dir)}"
+                f"({first_line(err)}). {cifar_help(data_dir)}"
             ) from None
         images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))  # NHWC->NCHW
         labels = torch.as_tensor(labels, dtype=torch.long)
@@ -279,7 +207,7 @@ def _read_cifar_pickles(folder: Path, train: bool) -> tuple[np.ndarray, list[int
     if not isinstance(meta, dict) or len(meta.get("label_names", ())) != NUM_CLASSES:
         raise UserError(
             f"{folder / 'batches.meta'} has no list of {NUM_CLASSES} 'label_names'; "
-            f"it is corrupt. {_cifar_help(folder.parent)}"
+            f"it is corrupt. {cifar_help(folder.parent)}"
         )
     images, labels = [], []
     for name in CIFAR_TRAIN_FILES if train else ("test_batch",):
@@ -296,7 +224,7 @@ def _read_cifar_pickles(folder: Path, train: bool) -> tuple[np.ndarray, list[int
         ):
             raise UserError(
                 f"{folder / name} is not a CIFAR-10 batch (a dict with 'data': uint8 (n, 3072) "
-                f"and n 'labels'); it is corrupt. {_cifar_help(folder.parent)}"
+                f"and n 'labels'); it is corrupt. {cifar_help(folder.parent)}"
             )
         images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))  # NHWC, as torchvision
         labels.extend(int(v) for v in batch_labels)
@@ -309,8 +237,8 @@ def _unpickle(path: Path) -> object:
             return pickle.load(f, encoding="latin1")  # the format's python-2 pickles need latin1
     except Exception as err:
         raise UserError(
-            f"{path} is not a readable pickle ({_first_line(err)}); it is corrupt. "
-            f"{_cifar_help(path.parent.parent)}"
+            f"{path} is not a readable pickle ({first_line(err)}); it is corrupt. "
+            f"{cifar_help(path.parent.parent)}"
         ) from None
 
 
@@ -379,7 +307,7 @@ def synthetic(channels: int = 3, n_train: int = 10_000, n_test: int = 1_000) -> 
 def _check_split(
     images: Tensor, labels: Tensor, shape: tuple[int, ...], what: str, data_dir: Path
 ) -> None:
-    help_text = _mnist_help(data_dir) if shape[0] == 1 else _cifar_help(data_dir)
+    help_text = mnist_help(data_dir) if shape[0] == 1 else cifar_help(data_dir)
     if tuple(images.shape[1:]) != shape or images.dtype != torch.uint8:
         raise UserError(
             f"{what}: images are {images.dtype} {tuple(images.shape[1:])}, expected "
@@ -394,21 +322,6 @@ def _check_split(
         raise UserError(
             f"{what}: labels outside 0..{NUM_CLASSES - 1}; the files are corrupt. {help_text}"
         )
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
 
 
 def default_dataset_note(model_dataset: str, data_dir: str | Path) -> str | None:

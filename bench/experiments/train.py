@@ -20,6 +20,7 @@ import importlib
 import inspect
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -80,7 +81,13 @@ DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}
 RESULT_FIELDS = ("model", "dataset", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
                  "loss", "seed", "limit_train")  # fmt: skip
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_time_s",
-                  "images_per_s")  # fmt: skip
+                  "images_per_s", "peak_memory_mb")  # fmt: skip
+# What peak_memory_mb measures on each device kind (see _peak_memory_mb).
+MEMORY_MEASURES = {
+    "cuda": "torch.cuda.max_memory_allocated since the run started (tensors only)",
+    "cpu": "peak RSS of the training process (getrusage ru_maxrss): interpreter, torch, the "
+    "dataset in memory and the run itself",
+}
 # The claims module reads these names.
 COMPARISON_COLUMNS = ("model", "dataset", "epochs", "params", "macs", "test_accuracy",
                       "time_per_epoch_s", "images_per_s", "inference_latency_ms",
@@ -107,6 +114,7 @@ class TrainConfig:
     out: str = "runs/run"
     resume: bool = False
     limit_train: int | None = None
+    limit_test: int | None = None  # evaluate on the first N test images only (timing runs)
     download: bool = True
     note: str | None = None  # why the dataset differs from the model's document, if it does
 
@@ -226,6 +234,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _peak_memory_mb(device: torch.device) -> float:
+    """The run's peak memory so far, in MiB (MEMORY_MEASURES says what each device counts). On CPU
+    this is the whole process's peak RSS: a per-run figure when each run has its own process, as
+    `sepbench experiments` arranges."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB else
+
+
 # ------------------------------------------------------------------------------------ training
 
 
@@ -236,7 +258,7 @@ def _load_data(cfg: TrainConfig, ctx: _Dist, channels: int) -> datasets.ImageDat
     data = datasets.load(cfg.dataset, cfg.data_dir, download=cfg.download, channels=channels)
     if ctx.world > 1 and ctx.main:
         dist.barrier()
-    return data.limit_train(cfg.limit_train)
+    return data.limit_train(cfg.limit_train).limit_test(cfg.limit_test)
 
 
 def _backend_kwargs(spec: registry.ModelSpec, backend: str) -> dict[str, str]:
@@ -407,6 +429,8 @@ def _start(cfg: TrainConfig, spec: registry.ModelSpec) -> _Run:
         f"{cfg.epochs} epochs, {cfg.loss} loss ({recipe}), seed {cfg.seed}, device {device}"
         + (f" x {ctx.world} processes" if ctx.world > 1 else "")
     )
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     torch.manual_seed(cfg.seed)
     model = spec.build().to(device)
     optimizer = _make_optimizer(cfg, model)
@@ -468,7 +492,7 @@ def _epoch(run: _Run, epoch: int, progress: bool, on_batch: Callable | None) -> 
     start = time.perf_counter()
     bar = progress_bar(  # a bar on a terminal, a line a minute in a log
         batches, desc=f"{run.spec.name} epoch {epoch}/{cfg.epochs}", unit="batch",
-        disable=not (progress and run.ctx.main), leave=False,
+        disable=True if not (progress and run.ctx.main) else None, leave=False,
     )  # fmt: skip
     sums = _train_epoch(
         run.train_model, run.optimizer, cfg, run.data, run.channels, bar, epoch, run.checkpoint,
@@ -486,7 +510,7 @@ def _epoch(run: _Run, epoch: int, progress: bool, on_batch: Callable | None) -> 
     return {
         "epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
         "test_loss": test_loss, "test_acc": test_acc, "epoch_time_s": epoch_time,
-        "images_per_s": seen / epoch_time,
+        "images_per_s": seen / epoch_time, "peak_memory_mb": _peak_memory_mb(run.device),
     }  # fmt: skip
 
 
@@ -605,14 +629,25 @@ def inference_latency_ms(
     return timing.time_callable(forward, device, warmup_calls=3).p50_ms
 
 
+def steady_epochs(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The epochs after the first. Epoch 1 carries one-off costs (lazy init, allocator growth,
+    cuDNN algorithm search: 2.1 s vs 0.38 s for the next epoch of lenet5_paper on CPU), so rates
+    are those of the later epochs; a one-epoch run has only its first."""
+    return metrics.iloc[1:] if len(metrics) > 1 else metrics
+
+
+def steady_rates(metrics: pd.DataFrame) -> tuple[float, float]:
+    """(mean seconds per epoch, mean training images/s) over ``steady_epochs``."""
+    steady = steady_epochs(metrics)
+    return float(steady["epoch_time_s"].mean()), float(steady["images_per_s"].mean())
+
+
 def comparison_row(result: TrainResult, spec: registry.ModelSpec, dataset: str) -> dict:
     torch_model = spec.build()
     torch_model.load_state_dict(result.model.state_dict())
     params, macs = count_cost(torch_model, result.input_shape)
     m = result.metrics
-    # Epoch 1 carries one-off costs (lazy init, allocator growth, cuDNN algorithm search: 2.1 s
-    # vs 0.38 s for the next epoch of lenet5_paper on CPU); the rate is that of the later epochs.
-    steady = m.iloc[1:] if len(m) > 1 else m
+    time_per_epoch, images_per_s = steady_rates(m)
     return {
         "model": spec.name,
         "dataset": dataset,
@@ -620,8 +655,8 @@ def comparison_row(result: TrainResult, spec: registry.ModelSpec, dataset: str) 
         "params": params,
         "macs": macs,
         "test_accuracy": result.test_accuracy,
-        "time_per_epoch_s": float(steady["epoch_time_s"].mean()),
-        "images_per_s": float(steady["images_per_s"].mean()),
+        "time_per_epoch_s": time_per_epoch,
+        "images_per_s": images_per_s,
         "inference_latency_ms": inference_latency_ms(
             result.model, result.input_shape, result.device
         ),
