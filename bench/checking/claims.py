@@ -647,9 +647,3 @@ def default_training_folder() -> str | None:
     """reports/experiments/ of this checkout when `make experiments` has written it, else None."""
     folder = REPO_ROOT / "reports" / "experiments"
     return str(folder) if (folder / COMPARISON).is_file() else None
-
-
-def format_claims(df: pd.DataFrame) -> str:
-    lines = [df[["claim_id", "verdict", "claimed", "measured"]].to_string(index=False), ""]
-    lines += [f"{r.claim_id} [{r.verdict}]: {r.note}" for r in df.itertuples() if r.note]
-    return "\n".join(lines)

@@ -128,10 +128,20 @@ def fused_losses(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def claims_table(df: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
+    """The claims judged on this run's rows and, as `sepbench claims` does, the training results
+    of reports/experiments/ when `make experiments` has written them."""
     try:
-        from bench.checking.claims import evaluate_claims
+        from bench.checking.claims import (
+            default_training_folder,
+            evaluate_claims,
+            load_training,
+            load_training_epochs,
+        )
 
-        return evaluate_claims(results=df), ""
+        folder = default_training_folder()
+        training = load_training(folder) if folder else None
+        epochs = load_training_epochs(folder) if folder else None
+        return evaluate_claims(results=df, training=training, training_epochs=epochs), ""
     except Exception as err:  # the summary still gets written; it says why the table is missing
         return None, f"{type(err).__name__}: {err}"
 
