@@ -39,14 +39,21 @@ def compiled_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compiled_section(df: pd.DataFrame) -> list[str]:
+SUITES_SCOPE = "per workload of the suites' GPU sizes"
+REPORT_SCOPE = (
+    "for one workload of this report per kernel, as its fused provider runs it (float32, "
+    "channels_last for dw-sep); `sepbench inspect` has the full matrix"
+)
+
+
+def compiled_section(df: pd.DataFrame, scope: str = SUITES_SCOPE) -> list[str]:
     """Markdown lines: the table, and the rows that failed to compile."""
     errors = df[df["status"] != "ok"]
     versions = ", ".join(sorted(df["triton_version"].dropna().astype(str).unique()))
     lines = [
         f"Compiled here with Triton {versions} for each target (no GPU: the cubins are read with "
-        "the cuobjdump and nvdisasm of the triton wheel); every config the size pruning keeps, "
-        "per workload of the suites' GPU sizes. A config that spills or asks for more shared "
+        f"the cuobjdump and nvdisasm of the triton wheel); every config the size pruning keeps, "
+        f"{scope}. A config that spills or asks for more shared "
         "memory than a block may have is counted, then dropped by the autotuner's pruning on a "
         "GPU of that arch (kernels/_autotune.py), so occupancy is judged over the rest. Load and "
         "store counts are SASS instructions per program, summed over the rows. Occupancy is "

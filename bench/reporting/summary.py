@@ -263,10 +263,11 @@ def _compiled_section(out_dir: Path) -> list[str]:
     csv = out_dir / "compiled.csv"
     if not csv.is_file():
         return []
-    from bench.reporting.compiled import compiled_section
+    from bench.reporting.compiled import REPORT_SCOPE, compiled_section
 
     return ["## What a GPU would execute (sm_90, compiled here)", "",
-            *compiled_section(pd.read_csv(csv)), "![compiled](compiled.png)", ""]  # fmt: skip
+            *compiled_section(pd.read_csv(csv), REPORT_SCOPE), "![compiled](compiled.png)",
+            ""]  # fmt: skip
 
 
 def write_summary(df: pd.DataFrame, out_dir: Path, started: float | None = None) -> Path:
