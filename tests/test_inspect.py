@@ -143,3 +143,34 @@ def test_cli_writes_compiled_csv_plot_and_summary(tmp_path) -> None:
 def test_bad_input_exits_2(argv, message, capsys) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_gpu_pruning_drops_configs_that_spill_or_overflow_shared_memory(monkeypatch) -> None:
+    """kernels._autotune.drop_hopeless on a pretend sm_90 with the compiled figures faked: the
+    spilling and oversized configs go, and when every config fails the least bad one stays."""
+    import torch
+    import triton
+
+    from kernels import _autotune
+
+    limit = _compiled.ARCH_LIMITS[90].shared_per_block
+    figures = {  # BLOCK_P -> (spill bytes, shared bytes)
+        16: (0, 10_000),
+        32: (24, 10_000),
+        64: (0, limit + 1),
+        128: (0, limit),
+    }
+
+    def fake_analyze(kernel, args, kwargs, arch):
+        spill, shared = figures[kwargs["BLOCK_P"]]
+        f = _compiled.Figures(128, spill, 0, shared, 4, 1, 0.25, 4, {}, {}, 0, 0, "", "")
+        return f, "key"
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (9, 0))
+    monkeypatch.setattr(_compiled, "analyze", fake_analyze)
+    configs = [triton.Config({"BLOCK_P": p}) for p in figures]
+    kept = _autotune.drop_hopeless(object(), configs, {"x": None}, {})
+    assert [c.kwargs["BLOCK_P"] for c in kept] == [16, 128]
+    figures.update({16: (8, 10_000), 128: (4, limit)})
+    last = _autotune.drop_hopeless(object(), configs, {"x": None}, {})
+    assert [c.kwargs["BLOCK_P"] for c in last] == [128]  # fewest spill bytes, fits in memory
