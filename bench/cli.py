@@ -40,8 +40,11 @@ def _count(sub: argparse._SubParsersAction) -> None:
         help="count every torchvision classification model against its documented "
         "num_params and _ops (CSV, markdown and plot; resumes)",
     )
-    p.add_argument("--out", default=None, help="--zoo: folder for the table and plot "
-                   "(default reports/counting)")  # fmt: skip
+    p.add_argument(
+        "--out",
+        default=None,
+        help="--zoo: folder for the table and plot (default reports/counting)",
+    )
     p.add_argument("--fresh", action="store_true", help="--zoo: recount rows already in the CSV")
 
 
@@ -98,22 +101,53 @@ def _inspect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "inspect", help="compile every Triton kernel for sm_80/sm_90 (no GPU) and read the cubins"
     )
-    p.add_argument("--kernel", nargs="+", action="extend", default=None, metavar="K",
-                   help="dwsep, rbf_distance, rbf_loss_fwd, rbf_loss_grad_x, rbf_loss_grad_c "
-                   "(default all)")  # fmt: skip
-    p.add_argument("--suite", nargs="+", action="extend", default=None, metavar="S",
-                   help="suites whose GPU workloads are compiled "
-                   "(default documents mobilenet rbf)")  # fmt: skip
-    p.add_argument("--arch", nargs="+", action="extend", default=None, metavar="A",
-                   help="sm_80 (A100) and/or sm_90 (H100/H200); default both")  # fmt: skip
-    p.add_argument("--dtype", nargs="+", action="extend", default=None,
-                   choices=["float32", "float16", "bfloat16"],
-                   help="default all three")  # fmt: skip
-    p.add_argument("--full", dest="size", action="store_const", const="full", default="quick",
-                   help="the suites' full GPU sizes (default quick)")  # fmt: skip
+    p.add_argument(
+        "--kernel",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="K",
+        help="dwsep, rbf_distance, rbf_loss_fwd, rbf_loss_grad_x, rbf_loss_grad_c (default all)",
+    )
+    p.add_argument(
+        "--suite",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="S",
+        help="suites whose GPU workloads are compiled (default documents mobilenet rbf)",
+    )
+    p.add_argument(
+        "--arch",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="A",
+        help="sm_80 (A100) and/or sm_90 (H100/H200); default both",
+    )
+    p.add_argument(
+        "--dtype",
+        nargs="+",
+        action="extend",
+        default=None,
+        choices=["float32", "float16", "bfloat16"],
+        help="default all three",
+    )
+    p.add_argument(
+        "--full",
+        dest="size",
+        action="store_const",
+        const="full",
+        default="quick",
+        help="the suites' full GPU sizes (default quick)",
+    )
     p.add_argument("--out", default="runs/inspect", help="folder for compiled.csv/.png/.md")
-    p.add_argument("--dump-cubin", default=None, metavar="DIR",
-                   help="also write every cubin there (names in the cubin column)")  # fmt: skip
+    p.add_argument(
+        "--dump-cubin",
+        default=None,
+        metavar="DIR",
+        help="also write every cubin there (names in the cubin column)",
+    )
     p.add_argument("--workers", type=int, default=None, help="compile processes (default: cores)")
 
 

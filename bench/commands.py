@@ -171,8 +171,9 @@ def report(args: argparse.Namespace) -> int:
     paths = write_report(out, started=started)
     work = work_rows(df)
     counts = ", ".join(f"{k} {v}" for k, v in work["status"].value_counts().items())
-    print(f"{len(work)} rows ({counts}) and {len(df) - len(work)} peak rows in "
-          f"{out / REPORT_OURS[0]}")  # fmt: skip
+    print(
+        f"{len(work)} rows ({counts}) and {len(df) - len(work)} peak rows in {out / REPORT_OURS[0]}"
+    )
     for p in paths:
         print(f"wrote {p}")
     print(f"report took {time.perf_counter() - started:.0f} s")
@@ -190,8 +191,10 @@ def _compiled_figures(workloads: list, out: Path) -> None:
     df = inspect_targets(report_targets(workloads), workers=2)
     write_csv_atomic(df, out / "compiled.csv")
     plot_compiled(df, out / "compiled.png")
-    print(f"sm_90 figures of {df['kernel'].nunique()} kernels ({len(df)} configs) compiled in "
-          f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+    print(
+        f"sm_90 figures of {df['kernel'].nunique()} kernels ({len(df)} configs) compiled in "
+        f"{time.perf_counter() - start:.0f} s"
+    )
 
 
 def _convert_pytest_benchmark(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
@@ -240,11 +243,14 @@ def inspect(args: argparse.Namespace) -> int:
     if args.dump_cubin:
         check_out_dir(args.dump_cubin, ("*.cubin",), flag="--dump-cubin")
     df = inspect_kernels(
-        tuple(args.kernel or KERNELS), tuple(args.suite or DEFAULT_SUITES),
-        tuple(args.arch or ("sm_80", "sm_90")), dtypes=tuple(args.dtype or DTYPES),
-        size=args.size, workers=args.workers,
+        tuple(args.kernel or KERNELS),
+        tuple(args.suite or DEFAULT_SUITES),
+        tuple(args.arch or ("sm_80", "sm_90")),
+        dtypes=tuple(args.dtype or DTYPES),
+        size=args.size,
+        workers=args.workers,
         dump_cubin=Path(args.dump_cubin) if args.dump_cubin else None,
-    )  # fmt: skip
+    )
     write_csv_atomic(df, out / "compiled.csv")
     paths = [out / "compiled.csv", plot_compiled(df, out / "compiled.png")]
     paths.append(write_compiled_summary(df, out / "compiled.md"))

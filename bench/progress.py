@@ -71,9 +71,14 @@ class LineProgress:
         now = time.monotonic()
         self.last = now
         text = tqdm.format_meter(
-            self.n, self.total, now - self.start, prefix=self.desc, unit=self.unit,
-            postfix=self.postfix, bar_format=_FORMAT if self.total else None,
-        )  # fmt: skip
+            self.n,
+            self.total,
+            now - self.start,
+            prefix=self.desc,
+            unit=self.unit,
+            postfix=self.postfix,
+            bar_format=_FORMAT if self.total else None,
+        )
         print(text, file=self.file, flush=True)
 
 
@@ -90,6 +95,14 @@ def progress(
     """A tqdm bar when ``file`` (default stderr) is a terminal, else a LineProgress."""
     stream = file or sys.stderr
     if disable or stream.isatty():
-        return auto_tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable,
-                         leave=leave, file=stream, dynamic_ncols=True)  # fmt: skip
+        return auto_tqdm(
+            iterable,
+            total=total,
+            desc=desc,
+            unit=unit,
+            disable=disable,
+            leave=leave,
+            file=stream,
+            dynamic_ncols=True,
+        )
     return LineProgress(iterable, total=total, desc=desc, unit=unit, file=stream)

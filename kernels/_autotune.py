@@ -39,9 +39,10 @@ class Tunable:
     def autotuned(self, dtype: Any = None) -> Any:
         """The autotuner over configs(dtype) (one per dtype family, built by the caller)."""
         return triton.autotune(
-            configs=self.configs(dtype), key=list(self.key),
+            configs=self.configs(dtype),
+            key=list(self.key),
             prune_configs_by={"early_config_prune": self.prune},
-        )(self.kernel)  # fmt: skip
+        )(self.kernel)
 
 
 def fit_to_problem(configs: list[triton.Config], sizes: dict[str, int]) -> list[triton.Config]:
@@ -58,8 +59,12 @@ def fit_to_problem(configs: list[triton.Config], sizes: dict[str, int]) -> list[
     kept = [cfg for cfg in configs if fits(cfg)]
     if kept:
         return kept
-    return [min(configs, key=lambda cfg: math.prod(v for k, v in cfg.kwargs.items()
-                                                     if k.startswith("BLOCK_")))]  # fmt: skip
+    return [
+        min(
+            configs,
+            key=lambda cfg: math.prod(v for k, v in cfg.kwargs.items() if k.startswith("BLOCK_")),
+        )
+    ]
 
 
 def launch_kwargs(cfg: triton.Config, kwargs: dict) -> dict:

@@ -140,8 +140,10 @@ def launch_source(jit_fn: Any, args: tuple, kwargs: dict, arch: int) -> tuple[An
 
 def cache_key(src: Any, options: Any, arch: int) -> str:
     """Triton's own hashes of source + specialization, backend (arch, ptxas) and options."""
-    text = (f"{src.hash()}-{_backend(arch).hash()}-{options.hash()}-{triton.__version__}-"
-            f"{FIGURES_VERSION}")  # fmt: skip
+    text = (
+        f"{src.hash()}-{_backend(arch).hash()}-{options.hash()}-{triton.__version__}-"
+        f"{FIGURES_VERSION}"
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -181,8 +183,9 @@ def analyze(
     if figures is None:
         kernel = triton.compile(src, target=_target(arch), options=options.__dict__)
         cubin = kernel.asm["cubin"]
-        figures = read_cubin(cubin, arch, kernel.metadata.shared, options.num_warps,
-                             options.num_stages)  # fmt: skip
+        figures = read_cubin(
+            cubin, arch, kernel.metadata.shared, options.num_warps, options.num_stages
+        )
         entry, cubin_path = _entry(key)
         entry.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(cubin_path, cubin)
@@ -264,10 +267,15 @@ def read_cubin(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "kernel.cubin"
         path.write_bytes(cubin)
-        usage = subprocess.run([_tool("cuobjdump"), "-res-usage", str(path)], check=True,
-                               capture_output=True, text=True).stdout  # fmt: skip
-        sass = subprocess.run([_tool("nvdisasm"), "-c", str(path)], check=True,
-                              capture_output=True, text=True).stdout  # fmt: skip
+        usage = subprocess.run(
+            [_tool("cuobjdump"), "-res-usage", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        sass = subprocess.run(
+            [_tool("nvdisasm"), "-c", str(path)], check=True, capture_output=True, text=True
+        ).stdout
     m = _RES_USAGE.search(usage)
     if m is None:
         raise ValueError(f"cuobjdump printed no resource usage: {usage[:200]!r}")
@@ -276,9 +284,18 @@ def read_cubin(
     occ, blocks = occupancy(registers, shared, num_warps, arch)
     ldg, stg, mma, total = sass_counts(sass)
     return Figures(
-        registers=registers, spill_bytes=_spill_bytes(sass), stack_bytes=stack,
-        shared_bytes=shared, num_warps=num_warps, num_stages=num_stages, occupancy=occ,
-        blocks_per_sm=blocks, ldg=dict(ldg), stg=dict(stg), mma=sum(mma.values()),
-        sass_instructions=total, mma_kinds=" ".join(sorted(mma)),
+        registers=registers,
+        spill_bytes=_spill_bytes(sass),
+        stack_bytes=stack,
+        shared_bytes=shared,
+        num_warps=num_warps,
+        num_stages=num_stages,
+        occupancy=occ,
+        blocks_per_sm=blocks,
+        ldg=dict(ldg),
+        stg=dict(stg),
+        mma=sum(mma.values()),
+        sass_instructions=total,
+        mma_kinds=" ".join(sorted(mma)),
         cubin_sha256=hashlib.sha256(cubin).hexdigest(),
-    )  # fmt: skip
+    )

@@ -123,10 +123,16 @@ def _dwsep_kernel(
                 pix = x_pix + (kh * stride_xh + kw * stride_xw)
                 if X_ALIGN > 1:  # a hint of 1 would erase what Triton proves by itself
                     pix = tl.multiple_of(pix, X_ALIGN)
-                xv = tl.load(x_ptr + pix[:, None] + x_c[None, :],
-                             mask=ok[:, None] & mask_c[None, :], other=0.0)  # fmt: skip
-                wv = tl.load(dw_w_ptr + offs_c * stride_dwc + kh * stride_dwh + kw * stride_dww,
-                             mask=mask_c, other=0.0)  # fmt: skip
+                xv = tl.load(
+                    x_ptr + pix[:, None] + x_c[None, :],
+                    mask=ok[:, None] & mask_c[None, :],
+                    other=0.0,
+                )
+                wv = tl.load(
+                    dw_w_ptr + offs_c * stride_dwc + kh * stride_dwh + kw * stride_dww,
+                    mask=mask_c,
+                    other=0.0,
+                )
                 dw += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
         if HAS_DW_SCALE:
             dw *= tl.load(dw_scale_ptr + offs_c, mask=mask_c, other=0.0).to(tl.float32)[None, :]
@@ -177,9 +183,15 @@ def dwsep_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
     # num_stages 1: the channel loop's loads are per-tap register tiles; a software pipeline
     # would stage K*K of them in shared memory (v1's 364 KB) and changed no figure at 2 or 3.
     shapes = [
-        (32, 32, 32, 4, 1), (32, 16, 32, 4, 1), (64, 32, 64, 4, 1), (64, 16, 128, 8, 1),
-        (64, 32, 128, 8, 1), (64, 32, 256, 8, 1), (128, 32, 64, 8, 1), (128, 32, 128, 8, 1),
-    ]  # fmt: skip
+        (32, 32, 32, 4, 1),
+        (32, 16, 32, 4, 1),
+        (64, 32, 64, 4, 1),
+        (64, 16, 128, 8, 1),
+        (64, 32, 128, 8, 1),
+        (64, 32, 256, 8, 1),
+        (128, 32, 64, 8, 1),
+        (128, 32, 128, 8, 1),
+    ]
     return [
         triton.Config({"BLOCK_P": p, "BLOCK_C": c, "BLOCK_CO": co}, num_warps=w, num_stages=st)
         for p, c, co, w, st in shapes
@@ -193,9 +205,11 @@ def _tile_sizes(named_args: dict) -> dict[str, int]:
 
 # The autotune key: every launch argument that changes the best config (stride_xc: the layout).
 TUNABLE = Tunable(
-    _dwsep_kernel, dwsep_configs, _tile_sizes,
+    _dwsep_kernel,
+    dwsep_configs,
+    _tile_sizes,
     key=("P", "C", "COUT", "H", "W", "K", "STRIDE", "stride_xc"),
-)  # fmt: skip
+)
 
 
 @functools.cache
@@ -261,8 +275,10 @@ def _validate(x, dw_weight, pw_weight, stride, padding, activation, pw_activatio
         if act not in ACTIVATIONS:
             raise ValueError(f"{name} must be one of {ACTIVATIONS}, got {act!r}")
     if x.shape[0] < 1 or c < 1 or pw_weight.shape[0] < 1:
-        raise ValueError(f"empty tensors are not accepted: x {tuple(x.shape)}, "
-                         f"pw_weight {tuple(pw_weight.shape)}")  # fmt: skip
+        raise ValueError(
+            f"empty tensors are not accepted: x {tuple(x.shape)}, "
+            f"pw_weight {tuple(pw_weight.shape)}"
+        )
     return pad
 
 
@@ -288,8 +304,9 @@ def dwsep_block(
     """
     pad = _validate(x, dw_weight, pw_weight, stride, padding, activation, pw_activation)
     tensors = (x, dw_weight, pw_weight, dw_scale, dw_shift, pw_scale, pw_shift)
-    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
-                                       for t in tensors):  # fmt: skip
+    if torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in tensors
+    ):
         raise RuntimeError(
             "dwsep_block is inference-only (it has no backward): call it under torch.no_grad() "
             "or torch.inference_mode(), or train with DepthwiseSeparable(backend='torch')"
@@ -313,10 +330,19 @@ def dwsep_block(
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     out = torch.empty((n, cout, ho, wo), device=x.device, dtype=x.dtype, memory_format=fmt)
     args, kwargs, grid = launch_args(
-        x, dw_weight, pw_weight, out, stride=stride, pad=pad, dw_scale=dw_scale,
-        dw_shift=dw_shift, activation=activation, pw_scale=pw_scale, pw_shift=pw_shift,
+        x,
+        dw_weight,
+        pw_weight,
+        out,
+        stride=stride,
+        pad=pad,
+        dw_scale=dw_scale,
+        dw_shift=dw_shift,
+        activation=activation,
+        pw_scale=pw_scale,
+        pw_shift=pw_shift,
         pw_activation=pw_activation,
-    )  # fmt: skip
+    )
     _tuned_kernel()[grid](*args, **kwargs)
     return out
 

@@ -411,14 +411,24 @@ def _distance_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
     # small tiles: 128x128 spilled 1-2 KB there, 256x16 spilled 1.8-3.8 KB in bfloat16.
     if dtype == torch.float32:
         tiles = [
-            (32, 16, 32, 4, 2), (32, 16, 16, 2, 2), (64, 16, 16, 4, 2), (32, 32, 32, 4, 2),
-            (32, 64, 32, 4, 2), (64, 32, 32, 4, 3), (64, 64, 16, 8, 2),
-        ]  # fmt: skip
+            (32, 16, 32, 4, 2),
+            (32, 16, 16, 2, 2),
+            (64, 16, 16, 4, 2),
+            (32, 32, 32, 4, 2),
+            (32, 64, 32, 4, 2),
+            (64, 32, 32, 4, 3),
+            (64, 64, 16, 8, 2),
+        ]
     else:
         tiles = [
-            (128, 16, 32, 4, 4), (32, 16, 32, 2, 4), (64, 64, 32, 4, 4), (64, 64, 64, 4, 3),
-            (128, 64, 32, 4, 4), (128, 64, 64, 8, 3), (64, 128, 32, 8, 3),
-        ]  # fmt: skip
+            (128, 16, 32, 4, 4),
+            (32, 16, 32, 2, 4),
+            (64, 64, 32, 4, 4),
+            (64, 64, 64, 4, 3),
+            (128, 64, 32, 4, 4),
+            (128, 64, 64, 8, 3),
+            (64, 128, 32, 8, 3),
+        ]
     return [
         triton.Config({"BLOCK_B": b, "BLOCK_K": k, "BLOCK_D": d}, num_warps=w, num_stages=s)
         for b, k, d, w, s in tiles
@@ -433,15 +443,21 @@ def _grad_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
     # no spills in grad_x nor grad_c on the rbf suite's shapes (sm_90).
     if dtype == torch.float32:
         tiles = [
-            (16, 16, 16, 128, 4, 2), (32, 16, 16, 64, 4, 1), (32, 32, 16, 64, 4, 2),
+            (16, 16, 16, 128, 4, 2),
+            (32, 16, 16, 64, 4, 1),
+            (32, 32, 16, 64, 4, 2),
             (32, 32, 32, 32, 4, 2),
-        ]  # fmt: skip
+        ]
     else:
         tiles = [
-            (32, 16, 32, 128, 4, 3), (64, 16, 32, 128, 4, 3), (32, 32, 32, 64, 4, 3),
-            (64, 64, 32, 64, 4, 3), (64, 64, 32, 128, 8, 3), (128, 64, 32, 128, 8, 3),
+            (32, 16, 32, 128, 4, 3),
+            (64, 16, 32, 128, 4, 3),
+            (32, 32, 32, 64, 4, 3),
+            (64, 64, 32, 64, 4, 3),
+            (64, 64, 32, 128, 8, 3),
+            (128, 64, 32, 128, 8, 3),
             (64, 128, 32, 128, 8, 3),
-        ]  # fmt: skip
+        ]
     return [
         triton.Config(
             {"BLOCK_B": b, "BLOCK_K": k, "BLOCK_D": d, "BLOCK_DO": do}, num_warps=w, num_stages=s
@@ -603,9 +619,13 @@ def rows_per_slab(B: int, K: int, D: int, sms: int | None) -> int:
 
 
 def loss_fwd_launch(
-    x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, per_row: torch.Tensor,
-    lse: torch.Tensor, j: float,
-) -> Launch:  # fmt: skip
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    target: torch.Tensor,
+    per_row: torch.Tensor,
+    lse: torch.Tensor,
+    j: float,
+) -> Launch:
     (B, D), K = x.shape, centers.shape[0]
     args = (
         x, centers, target, per_row, lse, -float(j), B, K, D, triton.next_power_of_2(B),
@@ -616,9 +636,13 @@ def loss_fwd_launch(
 
 
 def grad_x_launch(
-    x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, lse: torch.Tensor,
-    g: torch.Tensor, grad_x: torch.Tensor,
-) -> Launch:  # fmt: skip
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    target: torch.Tensor,
+    lse: torch.Tensor,
+    g: torch.Tensor,
+    grad_x: torch.Tensor,
+) -> Launch:
     (B, D), K = x.shape, centers.shape[0]
     args = (
         x, centers, target, lse, g, grad_x, B, K, D, triton.next_power_of_2(B),
@@ -630,9 +654,14 @@ def grad_x_launch(
 
 
 def grad_c_launch(
-    x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, lse: torch.Tensor,
-    g: torch.Tensor, partial: torch.Tensor, rows: int,
-) -> Launch:  # fmt: skip
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    target: torch.Tensor,
+    lse: torch.Tensor,
+    g: torch.Tensor,
+    partial: torch.Tensor,
+    rows: int,
+) -> Launch:
     (B, D), K = x.shape, centers.shape[0]
     args = (
         x, centers, target, lse, g, partial, B, K, D, triton.next_power_of_2(B), rows,
@@ -684,8 +713,9 @@ class _RBFLoss(torch.autograd.Function):
             _tuned("grad_x", x.dtype == torch.float32)[grid](*args, **kwargs)
         if ctx.needs_input_grad[1]:
             rows = rows_per_slab(B, K, D, _sms(x.device))
-            partial = torch.empty((triton.cdiv(B, rows), K, D), dtype=torch.float32,
-                                  device=x.device)  # fmt: skip
+            partial = torch.empty(
+                (triton.cdiv(B, rows), K, D), dtype=torch.float32, device=x.device
+            )
             args, kwargs, grid = grad_c_launch(x, centers, target, lse, g, partial, rows)
             _tuned("grad_c", x.dtype == torch.float32)[grid](*args, **kwargs)
             grad_c = partial.sum(0).to(centers.dtype)  # second pass: deterministic order

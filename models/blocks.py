@@ -138,9 +138,13 @@ class DepthwiseSeparable(nn.Module):
             with torch.no_grad():
                 dw_scale, dw_shift = fold_batch_norm(self.bn_dw, None)
                 pw_scale, pw_shift = fold_batch_norm(self.bn_pw, self.pw.bias)
-                operands = {"dw_weight": pack_dw_weight(self.dw.weight.detach()),
-                            "dw_scale": dw_scale, "dw_shift": dw_shift,
-                            "pw_scale": pw_scale, "pw_shift": pw_shift}  # fmt: skip
+                operands = {
+                    "dw_weight": pack_dw_weight(self.dw.weight.detach()),
+                    "dw_scale": dw_scale,
+                    "dw_shift": dw_shift,
+                    "pw_scale": pw_scale,
+                    "pw_shift": pw_shift,
+                }
             self._folded = (versions, operands)
         return self._folded[1]
 

@@ -33,11 +33,15 @@ class CifarCNN(nn.Module):
             *_conv_bn_relu(3, 32),
             *_conv_bn_relu(32, 64),
             *_conv_bn_relu(64, 128),
-            nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(128, 128, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
             nn.Dropout2d(0.05),
             *_conv_bn_relu(128, 256),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        )  # fmt: skip
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
         self.classifier = _classifier(classes)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -58,11 +62,15 @@ class CifarCNNDepthwise(nn.Module):
             dw(3, 32),
             dw(32, 64),
             dw(64, 128),
-            nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(128, 128, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
             nn.Dropout2d(0.05),
             dw(128, 256),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        )  # fmt: skip
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
         self.classifier = _classifier(classes)
 
     def forward(self, x: Tensor) -> Tensor:

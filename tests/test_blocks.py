@@ -45,14 +45,26 @@ def pair(backend: str = "triton", **kwargs) -> tuple[DepthwiseSeparable, Depthwi
     "kwargs, dtype, channels_last",
     [
         ({}, torch.float32, False),  # document 001's block
-        ({"kernel": 5, "stride": 2, "activation": "relu6", "in_ch": 9, "out_ch": 5},
-         torch.bfloat16, True),
-        ({"kernel": 5, "padding": 0, "batch_norm": False, "dw_activation": None,
-          "activation": None}, torch.float16, False),  # the LeNet variants' plain replacement
+        (
+            {"kernel": 5, "stride": 2, "activation": "relu6", "in_ch": 9, "out_ch": 5},
+            torch.bfloat16,
+            True,
+        ),
+        (
+            {
+                "kernel": 5,
+                "padding": 0,
+                "batch_norm": False,
+                "dw_activation": None,
+                "activation": None,
+            },
+            torch.float16,
+            False,
+        ),  # the LeNet variants' plain replacement
         ({"kernel": 7, "stride": 2, "padding": 1, "batch_norm": False}, torch.float32, True),
     ],
     ids=["doc001-fp32", "k5s2-relu6-bf16-nhwc", "lenet-fp16", "k7-nobn-nhwc"],
-)  # fmt: skip
+)
 def test_triton_equals_torch_in_eval(kwargs, dtype, channels_last, poisoned_allocations) -> None:
     reference, fused = pair(**kwargs)
     reference.eval().to(dtype)

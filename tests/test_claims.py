@@ -8,12 +8,26 @@ import pytest
 from bench.checking.claims import COLUMNS, EXAMPLE_WORKLOAD, TRAINING_CLAIMS, evaluate_claims
 
 REQUIRED = [
-    "dw-cost-formulas", "dw-ratio-exact", "dw-ratio-large-r", "cifar-conv-3-32-params",
-    "cifar-reduction-7-9x", "cifar-example-8.7x", "cifar-model-params", "cifar-model-8-9x",
-    "cifar-accuracy", "cifar-train-speed", "cifar-latency-8.7x", "lenet-c1-params",
-    "lenet-c3-formula", "lenet-c3-params", "lenet-c5-params", "lenet-f6-params",
-    "lenet-f7-params", "lenet-total-params", "lenet-accuracy",
-]  # fmt: skip
+    "dw-cost-formulas",
+    "dw-ratio-exact",
+    "dw-ratio-large-r",
+    "cifar-conv-3-32-params",
+    "cifar-reduction-7-9x",
+    "cifar-example-8.7x",
+    "cifar-model-params",
+    "cifar-model-8-9x",
+    "cifar-accuracy",
+    "cifar-train-speed",
+    "cifar-latency-8.7x",
+    "lenet-c1-params",
+    "lenet-c3-formula",
+    "lenet-c3-params",
+    "lenet-c5-params",
+    "lenet-f6-params",
+    "lenet-f7-params",
+    "lenet-total-params",
+    "lenet-accuracy",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +49,20 @@ def test_no_check_errors(offline):
 @pytest.mark.parametrize(
     ("claim", "verdict"),
     [
-        ("dw-cost-formulas", "holds"), ("dw-ratio-exact", "holds"),
-        ("dw-ratio-large-r", "refuted"), ("cifar-conv-3-32-params", "refuted"),
-        ("cifar-reduction-7-9x", "holds"), ("cifar-example-8.7x", "holds"),
-        ("cifar-model-params", "refuted"), ("cifar-model-8-9x", "refuted"),
-        ("lenet-c3-formula", "refuted"), ("lenet-c3-params", "holds"),
-        ("lenet-total-params", "holds"), ("lenet-paper-table", "holds"),
+        ("dw-cost-formulas", "holds"),
+        ("dw-ratio-exact", "holds"),
+        ("dw-ratio-large-r", "refuted"),
+        ("cifar-conv-3-32-params", "refuted"),
+        ("cifar-reduction-7-9x", "holds"),
+        ("cifar-example-8.7x", "holds"),
+        ("cifar-model-params", "refuted"),
+        ("cifar-model-8-9x", "refuted"),
+        ("lenet-c3-formula", "refuted"),
+        ("lenet-c3-params", "holds"),
+        ("lenet-total-params", "holds"),
+        ("lenet-paper-table", "holds"),
     ],
-)  # fmt: skip
+)
 def test_offline_verdicts(offline, claim, verdict):
     assert offline.loc[claim, "verdict"] == verdict, offline.loc[claim, "note"]
 
@@ -61,10 +81,18 @@ def test_untested_without_evidence_names_what_it_needs(offline):
 
 def _results(std_ms: float, sep_ms: float) -> pd.DataFrame:
     rows = [
-        {"suite": "documents", "workload": EXAMPLE_WORKLOAD, "provider": p, "dtype": "float32",
-         "batch": 8, "latency_ms_p50": ms, "status": "ok", "device": "test"}
+        {
+            "suite": "documents",
+            "workload": EXAMPLE_WORKLOAD,
+            "provider": p,
+            "dtype": "float32",
+            "batch": 8,
+            "latency_ms_p50": ms,
+            "status": "ok",
+            "device": "test",
+        }
         for p, ms in (("standard_conv", std_ms), ("eager_nchw", sep_ms))
-    ]  # fmt: skip
+    ]
     return pd.DataFrame(rows)
 
 
@@ -84,8 +112,16 @@ def _comparison(**models: dict) -> pd.DataFrame:
     for model, columns in models.items():
         seeds = max(len(v) for v in columns.values() if isinstance(v, list))
         for seed in range(seeds):
-            row = {"model": model, "seed": seed, "status": "ok", "epochs": 10, "device": "test CPU",
-                   "threads": 1, "concurrent_runs": 2, "memory_measure": "peak RSS"}  # fmt: skip
+            row = {
+                "model": model,
+                "seed": seed,
+                "status": "ok",
+                "epochs": 10,
+                "device": "test CPU",
+                "threads": 1,
+                "concurrent_runs": 2,
+                "memory_measure": "peak RSS",
+            }
             row.update({k: v[seed] if isinstance(v, list) else v for k, v in columns.items()})
             rows.append(row)
     return pd.DataFrame(rows)
@@ -141,8 +177,9 @@ def test_accuracy_gap_is_judged_against_seed_noise(std_acc, dw_acc, gap, compara
 
 
 def test_one_seed_cannot_tell_a_gap_from_noise():
-    df = _verdicts(_cifar([0.72], [0.70], std={"time_per_step_s": [10.0]},
-                          dw={"time_per_step_s": [6.0]}))  # fmt: skip
+    df = _verdicts(
+        _cifar([0.72], [0.70], std={"time_per_step_s": [10.0]}, dw={"time_per_step_s": [6.0]})
+    )
     for claim in ("cifar-accuracy-gap", "cifar-accuracy-comparable", "cifar-train-speed"):
         assert df.loc[claim, "verdict"] == "untested", claim
         assert "at least two seeds" in df.loc[claim, "note"]
@@ -172,10 +209,12 @@ def test_training_speed_from_synthetic_steps(std_t, dw_t, verdict, words):
 
 @pytest.mark.parametrize(
     ("std_mb", "dw_mb", "verdict"),
-    [([1600, 1610, 1605], [1750, 1760, 1755], "refuted"),
-     ([1750, 1760, 1755], [1600, 1610, 1605], "holds"),
-     ([1600, 1700, 1650], [1640, 1660, 1600], "refuted")],  # inside the noise
-)  # fmt: skip
+    [
+        ([1600, 1610, 1605], [1750, 1760, 1755], "refuted"),
+        ([1750, 1760, 1755], [1600, 1610, 1605], "holds"),
+        ([1600, 1700, 1650], [1640, 1660, 1600], "refuted"),
+    ],  # inside the noise
+)
 def test_memory_claim(std_mb, dw_mb, verdict):
     table = _comparison(
         cifar_cnn={"dataset": "synthetic", "time_per_step_s": 1.0, "peak_memory_mb": std_mb},
@@ -186,12 +225,20 @@ def test_memory_claim(std_mb, dw_mb, verdict):
 
 @pytest.mark.parametrize(
     ("errors", "verdict"),
-    [([0.0110, 0.0112, 0.0108], "refuted"), ([0.0090, 0.0100, 0.0095], "holds"),
-     ([0.0080, 0.0081, 0.0079], "holds")],  # better than the paper: 0.95% is reached
-)  # fmt: skip
+    [
+        ([0.0110, 0.0112, 0.0108], "refuted"),
+        ([0.0090, 0.0100, 0.0095], "holds"),
+        ([0.0080, 0.0081, 0.0079], "holds"),
+    ],  # better than the paper: 0.95% is reached
+)
 def test_paper_reference_row(errors, verdict):
-    table = _comparison(lenet5_paper={"dataset": "mnist", "test_error": errors,
-                                      "test_accuracy": [1 - e for e in errors]})  # fmt: skip
+    table = _comparison(
+        lenet5_paper={
+            "dataset": "mnist",
+            "test_error": errors,
+            "test_accuracy": [1 - e for e in errors],
+        }
+    )
     row = _verdicts(table).loc["lenet-paper-0.95"]
     assert row["verdict"] == verdict, row["note"]
     assert row["document"].startswith("1998 LeCun") and "Levenberg-Marquardt" in row["note"]
@@ -203,9 +250,15 @@ def test_lenet_speed_loss_and_cpu_minutes():
         lenet5={**lenet, "time_per_step_s": [0.020, 0.021, 0.019], "train_time_s": [150, 160, 140]},
         lenet5_dw={**lenet, "time_per_step_s": [0.040, 0.041, 0.039], "train_time_s": 300},
     )
-    falling = pd.DataFrame({"model": "lenet5", "dataset": "mnist", "seed": [0, 0, 0, 1, 1, 1],
-                            "epoch": [1, 2, 3] * 2,
-                            "train_loss": [0.3, 0.1, 0.05, 0.3, 0.12, 0.13]})  # fmt: skip
+    falling = pd.DataFrame(
+        {
+            "model": "lenet5",
+            "dataset": "mnist",
+            "seed": [0, 0, 0, 1, 1, 1],
+            "epoch": [1, 2, 3] * 2,
+            "train_loss": [0.3, 0.1, 0.05, 0.3, 0.12, 0.13],
+        }
+    )
     df = _verdicts(table, falling)
     assert df.loc["lenet-dw-faster", "verdict"] == "refuted"
     assert df.loc["lenet-dw-faster", "measured"].startswith("2.00x")

@@ -48,15 +48,22 @@ def test_bad_input_exits_2_with_message(argv, message, capsys):
 
 def test_python_m_bench_and_console_script():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "bench", "count", "nolenet"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "count", "nolenet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2 and "unknown model" in run.stderr
     assert "Traceback" not in run.stderr
     script = Path(sys.executable).with_name("sepbench")
     if not script.exists():
         pytest.skip("the sepbench console script is not installed in this environment")
-    run = subprocess.run([str(script), "count", "lenet5"], capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
+    run = subprocess.run(
+        [str(script), "count", "lenet5"], capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0 and "total" in run.stdout
 
 

@@ -38,8 +38,10 @@ def _empty(csv: Path) -> None:
 def _column_missing(csv: Path) -> None:
     lines = csv.read_text().splitlines()
     drop = lines[0].split(",").index("latency_ms_p50")
-    csv.write_text("\n".join(",".join(f for i, f in enumerate(line.split(",")) if i != drop)
-                             for line in lines) + "\n")  # fmt: skip
+    csv.write_text(
+        "\n".join(",".join(f for i, f in enumerate(line.split(",")) if i != drop) for line in lines)
+        + "\n"
+    )
 
 
 def _not_numeric(csv: Path) -> None:
@@ -87,13 +89,21 @@ def test_bad_results_csv_exits_2_naming_the_file(bad_report, command: str, capsy
 
 def test_pytest_benchmark_json_without_q1(tmp_path: Path, capsys) -> None:
     doc = {
-        "benchmarks": [{
-            "name": "test_workload[x]",
-            "stats": {"median": 1e-3, "q3": 2e-3, "rounds": 5},
-            "extra_info": {"suite": "rbf", "workload": "w", "provider": "broadcast",
-                           "dtype": "float32", "batch": 1, "status": "ok"},
-        }]
-    }  # fmt: skip
+        "benchmarks": [
+            {
+                "name": "test_workload[x]",
+                "stats": {"median": 1e-3, "q3": 2e-3, "rounds": 5},
+                "extra_info": {
+                    "suite": "rbf",
+                    "workload": "w",
+                    "provider": "broadcast",
+                    "dtype": "float32",
+                    "batch": 1,
+                    "status": "ok",
+                },
+            }
+        ]
+    }
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(doc))
     assert main(["report", "--from-pytest-benchmark", str(path), "--out", str(tmp_path / "o")]) == 2
@@ -115,9 +125,16 @@ def _foreign(tmp: Path) -> Path:
 COMMANDS = {
     "report": ["report", "--suite", "lenet"],
     "train": ["train", "--model", "lenet5", "--dataset", "digits", "--epochs", "1"],
-    "compare-training": ["compare-training", "--pair", "lenet5", "--dataset", "digits",
-                         "--epochs", "1"],
-}  # fmt: skip
+    "compare-training": [
+        "compare-training",
+        "--pair",
+        "lenet5",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+    ],
+}
 BAD_OUTS = {
     "file": (_file, "is a file"),
     "root": (lambda tmp: Path("/"), "filesystem root"),
@@ -165,9 +182,15 @@ def test_read_only_out_exits_2(read_only_dir: Path, nothing_runs: Path, command:
 
 
 def _sepbench(*argv: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bench", *argv], cwd=ROOT, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **kwargs)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", *argv],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def test_a_real_process_prints_one_line_and_no_traceback(tmp_path: Path) -> None:

@@ -9,8 +9,18 @@ from bench.counting import COLUMNS, count_registered
 CONV_LIKE = {"Conv2d", "Linear"}
 
 
-@pytest.fixture(scope="module", params=["lenet5_paper", "lenet5_paper_dw", "lenet5", "lenet5_dw",
-                                        "cifar_cnn", "cifar_cnn_dw", "mobilenet_v2"])  # fmt: skip
+@pytest.fixture(
+    scope="module",
+    params=[
+        "lenet5_paper",
+        "lenet5_paper_dw",
+        "lenet5",
+        "lenet5_dw",
+        "cifar_cnn",
+        "cifar_cnn_dw",
+        "mobilenet_v2",
+    ],
+)
 def counted(request):
     return request.param, count_registered(request.param)
 
@@ -45,8 +55,15 @@ def test_disagreements_are_explained(counted):
 
 def test_paper_table_per_layer():
     df = count_registered("lenet5_paper").set_index("layer")
-    paper = {"c1": (156, 122_304), "s2": (12, 5_880), "c3": (1_516, 151_600), "s4": (32, 2_000),
-             "c5": (48_120, 48_120), "f6": (10_164, 10_164), "output": (0, 840)}  # fmt: skip
+    paper = {
+        "c1": (156, 122_304),
+        "s2": (12, 5_880),
+        "c3": (1_516, 151_600),
+        "s4": (32, 2_000),
+        "c5": (48_120, 48_120),
+        "f6": (10_164, 10_164),
+        "output": (0, 840),
+    }
     for layer, (params, connections) in paper.items():
         assert (df.loc[layer, "params"], df.loc[layer, "connections"]) == (params, connections)
     assert df.loc["total", "params"] == 60_000

@@ -227,8 +227,20 @@ def test_no_route_exits_2_with_the_three_ways(tmp_path: Path, fake_npm, monkeypa
 
 
 def test_train_without_download_says_how_to_get_mnist(tmp_path: Path, capsys) -> None:
-    code = main(["train", "--model", "lenet5", "--dataset", "mnist", "--data-dir",
-                 str(tmp_path), "--no-download", "--out", str(tmp_path / "run")])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--model",
+            "lenet5",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path),
+            "--no-download",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 2
     assert "sepbench data mnist" in capsys.readouterr().err
 

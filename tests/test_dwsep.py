@@ -106,22 +106,109 @@ def check_against_reference(case: Case, seed: int = 0) -> torch.Tensor:
 # 2x20x12x12 several pixel tiles.
 CPU_CASES = [
     Case(1, 3, 5, 8, 8, k=3, dtype=F32, activation="relu", pw_activation=None),
-    Case(2, 7, 13, 9, 11, k=5, stride=2, dtype=F16, channels_last=True, activation="relu6",
-         pw_activation="relu", affine="dw", gain=4.0),
-    Case(2, 7, 13, 10, 7, k=7, padding=0, dtype=BF16, activation=None, pw_activation="relu6",
-         affine="pw", gain=4.0),
-    Case(1, 70, 67, 6, 5, k=3, stride=2, padding=2, dtype=F32, channels_last=True,
-         activation="relu", pw_activation="relu"),
-    Case(2, 5, 3, 7, 7, k=7, stride=2, padding=1, dtype=BF16, channels_last=True,
-         activation="relu6", pw_activation=None, affine="none", gain=4.0),
+    Case(
+        2,
+        7,
+        13,
+        9,
+        11,
+        k=5,
+        stride=2,
+        dtype=F16,
+        channels_last=True,
+        activation="relu6",
+        pw_activation="relu",
+        affine="dw",
+        gain=4.0,
+    ),
+    Case(
+        2,
+        7,
+        13,
+        10,
+        7,
+        k=7,
+        padding=0,
+        dtype=BF16,
+        activation=None,
+        pw_activation="relu6",
+        affine="pw",
+        gain=4.0,
+    ),
+    Case(
+        1,
+        70,
+        67,
+        6,
+        5,
+        k=3,
+        stride=2,
+        padding=2,
+        dtype=F32,
+        channels_last=True,
+        activation="relu",
+        pw_activation="relu",
+    ),
+    Case(
+        2,
+        5,
+        3,
+        7,
+        7,
+        k=7,
+        stride=2,
+        padding=1,
+        dtype=BF16,
+        channels_last=True,
+        activation="relu6",
+        pw_activation=None,
+        affine="none",
+        gain=4.0,
+    ),
     Case(1, 17, 19, 5, 9, k=5, dtype=F16, activation=None, pw_activation=None, affine="shifts"),
-    Case(2, 20, 24, 12, 12, k=3, dtype=F32, activation="relu6", pw_activation="relu6",
-         affine="scales", gain=4.0),
-    Case(2, 33, 17, 6, 7, k=3, stride=2, dtype=BF16, channels_last=True, activation="relu",
-         pw_activation="relu", affine_dtype=F32),
-    Case(1, 9, 11, 5, 5, k=5, stride=1, padding=1, dtype=F16, channels_last=True,
-         activation="relu", pw_activation=None, affine_dtype=F32),
-]  # fmt: skip
+    Case(
+        2,
+        20,
+        24,
+        12,
+        12,
+        k=3,
+        dtype=F32,
+        activation="relu6",
+        pw_activation="relu6",
+        affine="scales",
+        gain=4.0,
+    ),
+    Case(
+        2,
+        33,
+        17,
+        6,
+        7,
+        k=3,
+        stride=2,
+        dtype=BF16,
+        channels_last=True,
+        activation="relu",
+        pw_activation="relu",
+        affine_dtype=F32,
+    ),
+    Case(
+        1,
+        9,
+        11,
+        5,
+        5,
+        k=5,
+        stride=1,
+        padding=1,
+        dtype=F16,
+        channels_last=True,
+        activation="relu",
+        pw_activation=None,
+        affine_dtype=F32,
+    ),
+]
 
 
 @pytest.mark.parametrize("case", CPU_CASES, ids=str)
@@ -154,14 +241,22 @@ def test_edge_shapes(poisoned_allocations) -> None:
     check_against_reference(Case(2, 2, 3, 3, 3, k=3, stride=2, padding=0))
     (x, dw_weight, pw_weight), kwargs = make_inputs(Case(1, 6, 5, 8, 8, k=3))
     view = x[:, ::2, 1:, :]  # not contiguous in any format
-    out = kernels.dwsep_block(view, dw_weight[::2], pw_weight[:, ::2], **kwargs | {
-        "dw_scale": kwargs["dw_scale"][::2], "dw_shift": kwargs["dw_shift"][::2]})  # fmt: skip
+    out = kernels.dwsep_block(
+        view,
+        dw_weight[::2],
+        pw_weight[:, ::2],
+        **kwargs | {"dw_scale": kwargs["dw_scale"][::2], "dw_shift": kwargs["dw_shift"][::2]},
+    )
     ref = dwsep_reference(
-        view.double(), dw_weight[::2].double(), pw_weight[:, ::2].double(),
+        view.double(),
+        dw_weight[::2].double(),
+        pw_weight[:, ::2].double(),
         **{k: v.double() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
-        | {"dw_scale": kwargs["dw_scale"][::2].double(),
-           "dw_shift": kwargs["dw_shift"][::2].double()},
-    )  # fmt: skip
+        | {
+            "dw_scale": kwargs["dw_scale"][::2].double(),
+            "dw_shift": kwargs["dw_shift"][::2].double(),
+        },
+    )
     torch.testing.assert_close(out.double(), ref, **tolerance(F32))
 
 
@@ -191,13 +286,22 @@ def test_autotune_pruning_fits_tiles_to_the_problem() -> None:
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
-@pytest.mark.parametrize(("activation", "pw_activation"),
-                         [("relu", "relu"), ("relu6", None), (None, "relu6")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("activation", "pw_activation"), [("relu", "relu"), ("relu6", None), (None, "relu6")]
+)
 def test_nan_and_inf_propagate_as_in_float64(activation, pw_activation, channels_last) -> None:
     """NaN and inf planted in x come out where the float64 oracle has them: tl.maximum-based
     relu turned NaN into 0 (v1), where torch.relu keeps it."""
-    case = Case(1, 6, 5, 7, 6, activation=activation, pw_activation=pw_activation,
-                channels_last=channels_last)  # fmt: skip
+    case = Case(
+        1,
+        6,
+        5,
+        7,
+        6,
+        activation=activation,
+        pw_activation=pw_activation,
+        channels_last=channels_last,
+    )
     (x, dw_weight, pw_weight), kwargs = make_inputs(case)
     x = x.clone()
     x[0, 1, 2, 3] = float("nan")
@@ -223,8 +327,9 @@ def test_inputs_that_need_grad_are_refused_with_a_clear_error() -> None:
 PROVIDER_NAMES = DWSEP.names("eager", "compile")
 EAGER_NAMES = DWSEP.names("eager")
 KNOWN_BACKENDS = {"cudnn", "native-depthwise", "oneDNN", "aten-cpu", "inductor"}
-PROVIDER_CASE = Case(2, 7, 13, 9, 11, k=5, stride=2, activation="relu6", pw_activation="relu",
-                     gain=4.0)  # fmt: skip
+PROVIDER_CASE = Case(
+    2, 7, 13, 9, 11, k=5, stride=2, activation="relu6", pw_activation="relu", gain=4.0
+)
 
 
 def _provider_check(name: str, bn_modules: bool = True, case: Case = PROVIDER_CASE) -> str:
@@ -289,29 +394,48 @@ BAD_INPUTS = [
     ("K 9", lambda x, d, p: ((x, torch.randn(4, 1, 9, 9), p), {}), ValueError, "(3, 5, 7)"),
     ("non-square K", lambda x, d, p: ((x, torch.randn(4, 1, 3, 5), p), {}), ValueError, "K, K"),
     ("mixed dtypes", lambda x, d, p: ((x, d.half(), p), {}), TypeError, "share one dtype"),
-    ("float64", lambda x, d, p: ((x.double(), d.double(), p.double()), {}), TypeError,
-     "accepted"),
+    ("float64", lambda x, d, p: ((x.double(), d.double(), p.double()), {}), TypeError, "accepted"),
     ("int", lambda x, d, p: ((x.int(), d, p), {}), TypeError, "accepted"),
     ("stride 3", lambda x, d, p: ((x, d, p), {"stride": 3}), ValueError, "stride must be 1 or 2"),
     ("negative padding", lambda x, d, p: ((x, d, p), {"padding": -1}), ValueError, "padding"),
-    ("bad activation", lambda x, d, p: ((x, d, p), {"activation": "gelu"}), ValueError,
-     "relu6"),
-    ("bad pw activation", lambda x, d, p: ((x, d, p), {"pw_activation": "tanh"}), ValueError,
-     "pw_activation"),
-    ("scale shape", lambda x, d, p: ((x, d, p), {"dw_scale": torch.ones(6)}), ValueError,
-     "dw_scale must have shape (4,)"),
-    ("shift dtype", lambda x, d, p: ((x, d, p), {"pw_shift": torch.ones(6).double()}),
-     TypeError, "float32"),
-    ("scale not a tensor", lambda x, d, p: ((x, d, p), {"pw_scale": [1.0] * 6}), TypeError,
-     "pw_scale"),
-    ("too small", lambda x, d, p: ((x[..., :1, :1], d, p), {"padding": 0}), ValueError,
-     "smaller than"),
+    ("bad activation", lambda x, d, p: ((x, d, p), {"activation": "gelu"}), ValueError, "relu6"),
+    (
+        "bad pw activation",
+        lambda x, d, p: ((x, d, p), {"pw_activation": "tanh"}),
+        ValueError,
+        "pw_activation",
+    ),
+    (
+        "scale shape",
+        lambda x, d, p: ((x, d, p), {"dw_scale": torch.ones(6)}),
+        ValueError,
+        "dw_scale must have shape (4,)",
+    ),
+    (
+        "shift dtype",
+        lambda x, d, p: ((x, d, p), {"pw_shift": torch.ones(6).double()}),
+        TypeError,
+        "float32",
+    ),
+    (
+        "scale not a tensor",
+        lambda x, d, p: ((x, d, p), {"pw_scale": [1.0] * 6}),
+        TypeError,
+        "pw_scale",
+    ),
+    (
+        "too small",
+        lambda x, d, p: ((x[..., :1, :1], d, p), {"padding": 0}),
+        ValueError,
+        "smaller than",
+    ),
     ("empty batch", lambda x, d, p: ((x[:0], d, p), {}), ValueError, "empty"),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize("build, exc, fragment", [b[1:] for b in BAD_INPUTS],
-                         ids=[b[0] for b in BAD_INPUTS])  # fmt: skip
+@pytest.mark.parametrize(
+    "build, exc, fragment", [b[1:] for b in BAD_INPUTS], ids=[b[0] for b in BAD_INPUTS]
+)
 def test_bad_input_is_rejected_clearly(build, exc, fragment) -> None:
     args, kwargs = build(*_good())
     with pytest.raises(exc) as info:
@@ -338,10 +462,19 @@ def test_mixed_devices_are_rejected() -> None:
 
 # MobileNetV2 (width 1.0, 224x224) dw -> pw-linear projections: (C, Cout, H, stride) per stage.
 MOBILENET_V2_SHAPES = [
-    (32, 16, 112, 1), (96, 24, 112, 2), (144, 24, 56, 1), (144, 32, 56, 2), (192, 32, 28, 1),
-    (192, 64, 28, 2), (384, 64, 14, 1), (384, 96, 14, 1), (576, 96, 14, 1), (576, 160, 14, 2),
-    (960, 160, 7, 1), (960, 320, 7, 1),
-]  # fmt: skip
+    (32, 16, 112, 1),
+    (96, 24, 112, 2),
+    (144, 24, 56, 1),
+    (144, 32, 56, 2),
+    (192, 32, 28, 1),
+    (192, 64, 28, 2),
+    (384, 64, 14, 1),
+    (384, 96, 14, 1),
+    (576, 96, 14, 1),
+    (576, 160, 14, 2),
+    (960, 160, 7, 1),
+    (960, 320, 7, 1),
+]
 GPU_DTYPES = [F32, F16, BF16]
 
 
@@ -370,8 +503,20 @@ class TestGPU:
     @pytest.mark.parametrize("batch", [1, 8])
     def test_mobilenet_v2_projection_shapes(self, dtype, shape, batch) -> None:
         c, cout, h, stride = shape
-        check_against_reference(Case(batch, c, cout, h, h, stride=stride, dtype=dtype,
-                                     channels_last=True, activation="relu6", gain=4.0))  # fmt: skip
+        check_against_reference(
+            Case(
+                batch,
+                c,
+                cout,
+                h,
+                h,
+                stride=stride,
+                dtype=dtype,
+                channels_last=True,
+                activation="relu6",
+                gain=4.0,
+            )
+        )
 
     @pytest.mark.parametrize("case", CPU_CASES, ids=str)
     def test_cpu_cases_compiled(self, case: Case) -> None:
@@ -382,8 +527,18 @@ class TestGPU:
     @pytest.mark.parametrize("dtype", GPU_DTYPES, ids=str)
     @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
     def test_kernel_stride_layout_matrix(self, k, stride, dtype, channels_last) -> None:
-        base = Case(3, 45, 70, 19, 23, k=k, stride=stride, dtype=dtype,
-                    channels_last=channels_last, activation="relu6")  # fmt: skip
+        base = Case(
+            3,
+            45,
+            70,
+            19,
+            23,
+            k=k,
+            stride=stride,
+            dtype=dtype,
+            channels_last=channels_last,
+            activation="relu6",
+        )
         base = replace(base, pw_activation="relu")
         check_against_reference(base)
         check_against_reference(replace(base, padding=0, affine="none", activation=None))

@@ -63,9 +63,13 @@ def test_conv2d_matches_fvcore(cfg):
 
 @settings(max_examples=20, deadline=None)
 @given(
-    st.integers(1, 12), st.integers(1, 12), st.sampled_from([1, 3, 5, 7]), st.integers(1, 2),
-    st.integers(5, 16), st.booleans(),
-)  # fmt: skip
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.sampled_from([1, 3, 5, 7]),
+    st.integers(1, 2),
+    st.integers(5, 16),
+    st.booleans(),
+)
 def test_depthwise_separable_matches_fvcore(in_ch, out_ch, k, stride, size, bias):
     block = nn.Sequential(
         nn.Conv2d(in_ch, in_ch, k, stride, k // 2, groups=in_ch, bias=bias),

@@ -81,9 +81,15 @@ def compiled() -> pd.DataFrame:
     rows["case"] = [
         name
         for name, t in CASES.items()
-        for _ in range(((rows["kernel"] == t.kernel) & (rows["workload"] == t.workload.id)
-                        & (rows["dtype"] == t.dtype) & (rows["layout"] == t.layout)).sum())
-    ]  # fmt: skip
+        for _ in range(
+            (
+                (rows["kernel"] == t.kernel)
+                & (rows["workload"] == t.workload.id)
+                & (rows["dtype"] == t.dtype)
+                & (rows["layout"] == t.layout)
+            ).sum()
+        )
+    ]
     return rows
 
 
@@ -115,14 +121,49 @@ def test_channels_last_input_is_read_with_wide_loads(compiled, case) -> None:
 def test_cli_writes_compiled_csv_plot_and_summary(tmp_path) -> None:
     out = tmp_path / "inspect"
     cubins = str(tmp_path / "cubins")
-    argv = ["inspect", "--kernel", "rbf_distance", "--suite", "lenet", "--arch", "sm_90",
-            "--dtype", "bfloat16", "--out", str(out), "--dump-cubin", cubins]  # fmt: skip
+    argv = [
+        "inspect",
+        "--kernel",
+        "rbf_distance",
+        "--suite",
+        "lenet",
+        "--arch",
+        "sm_90",
+        "--dtype",
+        "bfloat16",
+        "--out",
+        str(out),
+        "--dump-cubin",
+        cubins,
+    ]
     assert main(argv) == 0
     df = pd.read_csv(out / "compiled.csv")
-    contract = ["kernel", "arch", "workload", "dtype", "layout", "config", "num_warps",
-                "num_stages", "registers", "spill_bytes", "shared_bytes", "occupancy", "ldg_32",
-                "ldg_64", "ldg_128", "stg_32", "stg_64", "stg_128", "mma", "sass_instructions",
-                "cubin", "triton_version", "status", "message"]  # fmt: skip
+    contract = [
+        "kernel",
+        "arch",
+        "workload",
+        "dtype",
+        "layout",
+        "config",
+        "num_warps",
+        "num_stages",
+        "registers",
+        "spill_bytes",
+        "shared_bytes",
+        "occupancy",
+        "ldg_32",
+        "ldg_64",
+        "ldg_128",
+        "stg_32",
+        "stg_64",
+        "stg_128",
+        "mma",
+        "sass_instructions",
+        "cubin",
+        "triton_version",
+        "status",
+        "message",
+    ]
     assert set(contract) <= set(df.columns) and len(df) > 0
     for name in df["cubin"]:
         assert (tmp_path / "cubins" / name).read_bytes()[:4] == b"\x7fELF"

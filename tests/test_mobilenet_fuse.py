@@ -71,8 +71,11 @@ def test_fused_mobilenet_v2_equals_original(poisoned_allocations) -> None:
     assert model.features[1].conv[-1].__class__ is nn.BatchNorm2d, "fuse() changed the original"
 
 
-@pytest.mark.parametrize("index, in_shape", [(1, (2, 32, 9, 7)), (16, (2, 160, 3, 3))],
-                         ids=["first-32to16", "residual-160-hidden960"])  # fmt: skip
+@pytest.mark.parametrize(
+    "index, in_shape",
+    [(1, (2, 32, 9, 7)), (16, (2, 160, 3, 3))],
+    ids=["first-32to16", "residual-160-hidden960"],
+)
 def test_full_width_blocks(index: int, in_shape: tuple[int, ...], poisoned_allocations) -> None:
     torch.manual_seed(0)
     block = mobilenet_v2().features[index]

@@ -23,16 +23,28 @@ SEP_MACS = formulas.depthwise_separable(128, 256, 3, 32).macs  # 34,734,080
 
 def _row(suite, workload, provider, latency, *, macs=1e6, status="ok", baseline=None, **kw):
     return {
-        "suite": suite, "workload": workload, "provider": provider, "dtype": "float32",
-        "batch": 1, "latency_ms_p50": latency,
+        "suite": suite,
+        "workload": workload,
+        "provider": provider,
+        "dtype": "float32",
+        "batch": 1,
+        "latency_ms_p50": latency,
         "latency_ms_p20": latency * 0.9 if latency else None,
         "latency_ms_p80": latency * 1.1 if latency else None,
-        "macs": macs, "bytes": 4e6, "status": status, "device": "Fixture CPU", "threads": 1,
-        "torch_version": "2.x", "triton_version": "3.x", "git_sha": "abc", "size": "quick",
-        "timestamp": "2026-01-01T00:00:00+00:00", "max_rel_err": 1e-7,
+        "macs": macs,
+        "bytes": 4e6,
+        "status": status,
+        "device": "Fixture CPU",
+        "threads": 1,
+        "torch_version": "2.x",
+        "triton_version": "3.x",
+        "git_sha": "abc",
+        "size": "quick",
+        "timestamp": "2026-01-01T00:00:00+00:00",
+        "max_rel_err": 1e-7,
         "baseline": baseline or BASELINES.get(suite, "broadcast"),
         **kw,
-    }  # fmt: skip
+    }
 
 
 def fixture_frame(fused_latency: float | None = None) -> pd.DataFrame:
@@ -162,10 +174,20 @@ def _lenet_and_models_frame() -> pd.DataFrame:
         _row("peaks", "matmul_rate", "torch_mm", None, tflops=0.2, macs=None),
         _row("lenet", "dwsep_1_6_k5_s1_32x32_p0", "standard_conv", 0.04, baseline="standard_conv"),
         _row("lenet", "dwsep_1_6_k5_s1_32x32_p0", "eager_nchw", 0.08, baseline="standard_conv"),
-        _row("lenet", "dwsep_averylongworkloadname_x_y_z_32x32_p0", "standard_conv", 0.04,
-             baseline="standard_conv"),
-        _row("lenet", "dwsep_averylongworkloadname_x_y_z_32x32_p0", "eager_nchw", 0.01,
-             baseline="standard_conv"),
+        _row(
+            "lenet",
+            "dwsep_averylongworkloadname_x_y_z_32x32_p0",
+            "standard_conv",
+            0.04,
+            baseline="standard_conv",
+        ),
+        _row(
+            "lenet",
+            "dwsep_averylongworkloadname_x_y_z_32x32_p0",
+            "eager_nchw",
+            0.01,
+            baseline="standard_conv",
+        ),
         _row("lenet", "rbf_b1_d84_k10", "broadcast", 0.02),
         _row("lenet", "rbf_b1_d84_k10", "cdist_mm", 0.03),
         _row("lenet", "rbfloss_b1_d84_k10", "doc002_eager", 0.2, baseline="doc002_eager"),
@@ -175,7 +197,7 @@ def _lenet_and_models_frame() -> pd.DataFrame:
         _row("models", "cifar_cnn_dw", "torch", 8.8),
         _row("models", "cifar_cnn_dw", "compile", 7.0),
         _row("models", "mobilenet_v2", "torch", 20.0),
-    ]  # fmt: skip
+    ]
     return add_derived(pd.DataFrame(rows, columns=COLUMNS))
 
 
@@ -197,9 +219,11 @@ def test_speedup_panels_hold_one_baseline_each_and_bars_grow_from_1x(tmp_path, d
     df = _lenet_and_models_frame()
     panels = plots.speedup_panels(df)
     assert [(suite, base) for suite, base, _ in panels] == [
-        ("lenet", "standard_conv"), ("lenet", "broadcast"), ("lenet", "doc002_eager"),
+        ("lenet", "standard_conv"),
+        ("lenet", "broadcast"),
+        ("lenet", "doc002_eager"),
         ("models", "torch"),
-    ]  # fmt: skip
+    ]
     plots.plot_speedup(df, tmp_path / "speedup.png")
     fig = drawn["speedup.png"]
     renderer = fig.canvas.get_renderer()

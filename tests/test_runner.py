@@ -23,11 +23,28 @@ from bench.measuring.suites import RbfShape, Workload
 
 # the DESIGN.md results.csv contract
 DESIGN_COLUMNS = [
-    "suite", "workload", "provider", "dtype", "batch", "shape", "latency_ms_p50",
-    "latency_ms_p20", "latency_ms_p80", "macs", "bytes", "tflops", "gbps",
-    "speedup_vs_baseline", "max_rel_err", "device", "torch_version", "triton_version",
-    "git_sha", "timestamp", "status",
-]  # fmt: skip
+    "suite",
+    "workload",
+    "provider",
+    "dtype",
+    "batch",
+    "shape",
+    "latency_ms_p50",
+    "latency_ms_p20",
+    "latency_ms_p80",
+    "macs",
+    "bytes",
+    "tflops",
+    "gbps",
+    "speedup_vs_baseline",
+    "max_rel_err",
+    "device",
+    "torch_version",
+    "triton_version",
+    "git_sha",
+    "timestamp",
+    "status",
+]
 WORKLOAD = Workload("rbf", RbfShape(8, 4, 3), 8)
 
 
@@ -186,11 +203,19 @@ def _benchmark_json(tmp_path: Path, samples: bool) -> Path:
             "group": "rbf/rbf_b8_d4_k3/N8",
             "stats": stats,
             "extra_info": {
-                "suite": "rbf", "workload": "rbf_b8_d4_k3", "provider": provider,
-                "dtype": "float32", "batch": 8, "macs": 96, "bytes": 300, "baseline": "broadcast",
-                "device": "Test CPU", "status": "ok", "max_rel_err": 1e-7,
+                "suite": "rbf",
+                "workload": "rbf_b8_d4_k3",
+                "provider": provider,
+                "dtype": "float32",
+                "batch": 8,
+                "macs": 96,
+                "bytes": 300,
+                "baseline": "broadcast",
+                "device": "Test CPU",
+                "status": "ok",
+                "max_rel_err": 1e-7,
             },
-        }  # fmt: skip
+        }
 
     doc = {
         "benchmarks": [bench("broadcast", 2e-3), bench("triton_fused", 1e-3)],
@@ -221,8 +246,18 @@ def test_report_from_pytest_benchmark_writes_csv_plots_summary(tmp_path: Path) -
     from bench.cli import main
 
     out = tmp_path / "out"
-    assert main(["report", "--from-pytest-benchmark", str(_benchmark_json(tmp_path, True)),
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "report",
+                "--from-pytest-benchmark",
+                str(_benchmark_json(tmp_path, True)),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert len(pd.read_csv(out / "results.csv")) == 2
     assert (out / "summary.md").exists() and (out / "roofline.png").exists()
 
@@ -236,9 +271,13 @@ def test_bad_json_and_bad_cli_input_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="cannot read"):
         rows_from_pytest_benchmark(bad)
     args = argparse.Namespace(
-        suite=["nope"], size="quick", device="cpu", out=str(tmp_path), fresh=False,
+        suite=["nope"],
+        size="quick",
+        device="cpu",
+        out=str(tmp_path),
+        fresh=False,
         from_pytest_benchmark=None,
-    )  # fmt: skip
+    )
     with pytest.raises(UserError, match="unknown suite"):
         commands.report(args)
     if not torch.cuda.is_available():
@@ -259,9 +298,13 @@ def test_smoke_report_end_to_end_on_cpu(
 ) -> None:
     """The real providers, kernels (interpreter), plots and summary on the tiny smoke suite."""
     args = argparse.Namespace(
-        suite=None, size="smoke", device="cpu", out=str(tmp_path), fresh=True,
+        suite=None,
+        size="smoke",
+        device="cpu",
+        out=str(tmp_path),
+        fresh=True,
         from_pytest_benchmark=None,
-    )  # fmt: skip
+    )
     assert commands.report(args) == 0
     df = pd.read_csv(tmp_path / "results.csv")
     work = df[df["suite"] != PEAKS_SUITE]

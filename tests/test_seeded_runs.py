@@ -28,8 +28,11 @@ def test_plan_pairs_each_seed_and_sizes_the_cifar_steps() -> None:
     opts = sr.Options(out=Path("x"), groups=("lenet", "cifar_steps"), seeds=(3, 4))
     runs = sr.plan(opts, "cpu")
     assert [(r.model, r.seed) for r in runs[:4]] == [
-        ("lenet5", 3), ("lenet5_dw", 3), ("lenet5", 4), ("lenet5_dw", 4),
-    ]  # fmt: skip
+        ("lenet5", 3),
+        ("lenet5_dw", 3),
+        ("lenet5", 4),
+        ("lenet5_dw", 4),
+    ]
     assert {r.epochs for r in runs[:4]} == {train.RECIPES["lenet5"].epochs}
     epochs, steps = sr.CIFAR_STEPS["cpu"]
     cifar = runs[4]
@@ -42,9 +45,13 @@ def test_plan_pairs_each_seed_and_sizes_the_cifar_steps() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"groups": ("lenet", "vgg")}, "unknown group"), ({"seeds": (1, 1)}, "distinct"),
-     ({"jobs": 0}, "--jobs must be a positive"), ({"cifar_steps": -2}, "--cifar-steps")],
-)  # fmt: skip
+    [
+        ({"groups": ("lenet", "vgg")}, "unknown group"),
+        ({"seeds": (1, 1)}, "distinct"),
+        ({"jobs": 0}, "--jobs must be a positive"),
+        ({"cifar_steps": -2}, "--cifar-steps"),
+    ],
+)
 def test_bad_options(changes: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
         sr.Options(out=Path("x"), **changes)
@@ -61,9 +68,14 @@ def test_a_killed_set_resumes_without_redoing_finished_runs(tmp_path: Path, caps
     out = tmp_path / "exp"
     argv = ["experiments", *TINY, "--epochs", "2", "--seeds", "0", "--jobs", "1", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *argv], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     first = out / "runs" / "lenet5-digits-seed0.csv"
     deadline = time.monotonic() + 400
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -100,8 +112,16 @@ def test_resume_from_a_checkpoint_and_a_failing_run_becomes_a_row(
     """A run cut after epoch 1 (its checkpoint in OUT/work/) continues at epoch 2 with epoch 1's
     rows unchanged; a run whose child fails is a row with the child's error, the set goes on."""
     out = tmp_path / "exp"
-    opts = sr.Options(out=out, groups=("lenet",), seeds=(5,), device="cpu",
-                      mnist_dataset="digits", epochs=2, limit_train=200, jobs=2)  # fmt: skip
+    opts = sr.Options(
+        out=out,
+        groups=("lenet",),
+        seeds=(5,),
+        device="cpu",
+        mnist_dataset="digits",
+        epochs=2,
+        limit_train=200,
+        jobs=2,
+    )
     standard, depthwise = sr.plan(opts, "cpu")
     cut = dataclasses.replace(sr.train_config(standard, opts, "cpu", out / "work"), epochs=1)
     torch.set_num_threads(1)

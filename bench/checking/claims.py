@@ -64,8 +64,15 @@ def _separable_modules(d: int, r: int, f: int) -> tuple[nn.Module, nn.Module]:
 
 # Configurations (d, r, f, p) on which the formulas are checked against fvcore and module params:
 # the documents' shapes plus odd ones.
-_FORMULA_CASES = [(1, 6, 5, 28), (6, 16, 5, 10), (16, 120, 5, 1), (3, 32, 3, 32), (128, 256, 3, 32),
-                  (7, 13, 3, 9), (5, 11, 7, 6)]  # fmt: skip
+_FORMULA_CASES = [
+    (1, 6, 5, 28),
+    (6, 16, 5, 10),
+    (16, 120, 5, 1),
+    (3, 32, 3, 32),
+    (128, 256, 3, 32),
+    (7, 13, 3, 9),
+    (5, 11, 7, 6),
+]
 
 
 @functools.cache
@@ -89,10 +96,13 @@ def _check_cost_formulas(_: Evidence) -> Outcome:
     for d, r, f, p in _FORMULA_CASES:
         m = _measured_case(d, r, f, p)
         expected = {  # document 000's expressions, written out literally
-            "std_macs": f * f * d * r * p * p, "dw_macs": f * f * d * p * p,
-            "pw_macs": d * r * p * p, "std_params": f * f * d * r, "dw_params": f * f * d,
+            "std_macs": f * f * d * r * p * p,
+            "dw_macs": f * f * d * p * p,
+            "pw_macs": d * r * p * p,
+            "std_params": f * f * d * r,
+            "dw_params": f * f * d,
             "pw_params": d * r,
-        }  # fmt: skip
+        }
         bad += [f"{key} at (d={d}, r={r}, f={f}, p={p})" for key in m if m[key] != expected[key]]
     total = len(_FORMULA_CASES) * 6
     return Outcome(
@@ -370,8 +380,15 @@ def _check_total_params(ev: Evidence) -> Outcome:
 
 
 def _check_shapes(ev: Evidence) -> Outcome:
-    want = {"c1": "6x28x28", "s2": "6x14x14", "c3": "16x10x10", "s4": "16x5x5", "c5": "120x1x1",
-            "f6": "84", "f7": "10"}  # fmt: skip
+    want = {
+        "c1": "6x28x28",
+        "s2": "6x14x14",
+        "c3": "16x10x10",
+        "s4": "16x5x5",
+        "c5": "120x1x1",
+        "f6": "84",
+        "f7": "10",
+    }
     got = {k: ev.layer("lenet5", k)["out_shape"].split("x", 1)[1] for k in want}
     bad = [k for k in want if got[k] != want[k]]
     return Outcome(
@@ -383,10 +400,22 @@ def _check_shapes(ev: Evidence) -> Outcome:
 
 
 def _check_paper_table(ev: Evidence) -> Outcome:
-    table = {"c1": (156, 122_304), "s2": (12, 5_880), "c3": (1_516, 151_600), "s4": (32, 2_000),
-             "c5": (48_120, 48_120), "f6": (10_164, 10_164), "output": (0, 840)}  # fmt: skip
-    got = {k: (int(ev.layer("lenet5_paper", k)["params"]),
-               int(ev.layer("lenet5_paper", k)["connections"])) for k in table}  # fmt: skip
+    table = {
+        "c1": (156, 122_304),
+        "s2": (12, 5_880),
+        "c3": (1_516, 151_600),
+        "s4": (32, 2_000),
+        "c5": (48_120, 48_120),
+        "f6": (10_164, 10_164),
+        "output": (0, 840),
+    }
+    got = {
+        k: (
+            int(ev.layer("lenet5_paper", k)["params"]),
+            int(ev.layer("lenet5_paper", k)["connections"]),
+        )
+        for k in table
+    }
     bad = [k for k in table if got[k] != table[k]]
     return Outcome(
         "; ".join(f"{k} {p:,}/{c:,}" for k, (p, c) in got.items()),
@@ -603,11 +632,18 @@ def evaluate_claims(
             out = c.check(ev)
         except Exception as err:  # one broken check must not hide the other verdicts
             out = Outcome("error", "check failed", "untested", f"{type(err).__name__}: {err}")
-        rows.append({
-            "claim_id": c.claim_id, "document": f"{c.document} {DOCS[c.document]}",
-            "statement": c.statement, "claimed": c.claimed, "measured": out.measured,
-            "method": out.method, "verdict": out.verdict, "note": out.note,
-        })  # fmt: skip
+        rows.append(
+            {
+                "claim_id": c.claim_id,
+                "document": f"{c.document} {DOCS[c.document]}",
+                "statement": c.statement,
+                "claimed": c.claimed,
+                "measured": out.measured,
+                "method": out.method,
+                "verdict": out.verdict,
+                "note": out.note,
+            }
+        )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -296,29 +296,83 @@ def check_paper_error(ev: Evidence) -> Outcome:
 
 
 TRAINING: list[Claim] = [
-    Claim("cifar-accuracy", "001", "After 10 epochs on CIFAR-10 the standard CNN reaches about "
-          "70-75% test accuracy, the depthwise CNN about 68-73%.", "70-75%; 68-73%",
-          check_cifar_accuracy),
-    Claim("cifar-accuracy-gap", "001", "Depthwise separable convolution costs 1-3 points of "
-          "accuracy.", "1-3 points", check_cifar_gap),
-    Claim("cifar-accuracy-comparable", "001", "The depthwise CNN's accuracy is comparable to the "
-          "standard CNN's or slightly lower.", "comparable or slightly lower",
-          check_cifar_comparable),
-    Claim("cifar-train-speed", "001", "The depthwise CNN trains 30-50% faster.", "30-50% faster",
-          check_cifar_speed),
-    Claim("cifar-train-memory", "001", "The depthwise CNN uses less memory than the standard CNN.",
-          "lower", check_cifar_memory),
-    Claim("lenet-dw-faster", "000", "Making LeNet-5's convolutions depthwise-separable makes it "
-          "significantly faster.", "faster", check_lenet_dw_faster),
-    Claim("lenet-accuracy", "003", "LeNet-5 reaches about 98-99% MNIST test accuracy after 10 "
-          "epochs.", "98-99%", check_lenet_accuracy),
-    Claim("lenet-accuracy-99", "003", "Trained properly (10-20 epochs), LeNet-5 reaches about 99% "
-          "on the MNIST test set.", "~99%", check_lenet_99),
-    Claim("lenet-loss-decreases", "003", "The training loss decreases over the epochs.",
-          "decreasing", check_loss_decreases),
-    Claim("lenet-cpu-minutes", "003", "Training LeNet-5 on MNIST takes a few minutes on a modern "
-          "CPU.", "a few minutes", check_cpu_minutes),
-    Claim("lenet-paper-0.95", "1998", "LeNet-5 reaches 0.95% test error on MNIST without "
-          "distortions (LeCun et al. 1998; the reference figure).", "0.95% error",
-          check_paper_error),
-]  # fmt: skip
+    Claim(
+        "cifar-accuracy",
+        "001",
+        "After 10 epochs on CIFAR-10 the standard CNN reaches about "
+        "70-75% test accuracy, the depthwise CNN about 68-73%.",
+        "70-75%; 68-73%",
+        check_cifar_accuracy,
+    ),
+    Claim(
+        "cifar-accuracy-gap",
+        "001",
+        "Depthwise separable convolution costs 1-3 points of accuracy.",
+        "1-3 points",
+        check_cifar_gap,
+    ),
+    Claim(
+        "cifar-accuracy-comparable",
+        "001",
+        "The depthwise CNN's accuracy is comparable to the standard CNN's or slightly lower.",
+        "comparable or slightly lower",
+        check_cifar_comparable,
+    ),
+    Claim(
+        "cifar-train-speed",
+        "001",
+        "The depthwise CNN trains 30-50% faster.",
+        "30-50% faster",
+        check_cifar_speed,
+    ),
+    Claim(
+        "cifar-train-memory",
+        "001",
+        "The depthwise CNN uses less memory than the standard CNN.",
+        "lower",
+        check_cifar_memory,
+    ),
+    Claim(
+        "lenet-dw-faster",
+        "000",
+        "Making LeNet-5's convolutions depthwise-separable makes it significantly faster.",
+        "faster",
+        check_lenet_dw_faster,
+    ),
+    Claim(
+        "lenet-accuracy",
+        "003",
+        "LeNet-5 reaches about 98-99% MNIST test accuracy after 10 epochs.",
+        "98-99%",
+        check_lenet_accuracy,
+    ),
+    Claim(
+        "lenet-accuracy-99",
+        "003",
+        "Trained properly (10-20 epochs), LeNet-5 reaches about 99% on the MNIST test set.",
+        "~99%",
+        check_lenet_99,
+    ),
+    Claim(
+        "lenet-loss-decreases",
+        "003",
+        "The training loss decreases over the epochs.",
+        "decreasing",
+        check_loss_decreases,
+    ),
+    Claim(
+        "lenet-cpu-minutes",
+        "003",
+        "Training LeNet-5 on MNIST takes a few minutes on a modern CPU.",
+        "a few minutes",
+        check_cpu_minutes,
+    ),
+    Claim(
+        "lenet-paper-0.95",
+        "1998",
+        "LeNet-5 reaches 0.95% test error on MNIST without "
+        "distortions (LeCun et al. 1998; the reference figure).",
+        "0.95% error",
+        check_paper_error,
+    ),
+]

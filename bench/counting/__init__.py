@@ -11,5 +11,10 @@ from bench.counting.counters import (
 )
 
 __all__ = [
-    "COLUMNS", "count_model", "count_registered", "format_table", "fvcore_analysis", "fvcore_macs",
-]  # fmt: skip
+    "COLUMNS",
+    "count_model",
+    "count_registered",
+    "format_table",
+    "fvcore_analysis",
+    "fvcore_macs",
+]

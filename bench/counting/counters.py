@@ -37,11 +37,25 @@ from bench.errors import UserError
 from models import registry
 
 COLUMNS = [
-    "layer", "type", "out_shape", "params", "macs_formula", "macs_fvcore", "flops_torch",
-    "macs_ptflops", "connections", "note",
-]  # fmt: skip
-COUNT_COLUMNS = ("params", "macs_formula", "macs_fvcore", "flops_torch", "macs_ptflops",
-                 "connections")  # fmt: skip
+    "layer",
+    "type",
+    "out_shape",
+    "params",
+    "macs_formula",
+    "macs_fvcore",
+    "flops_torch",
+    "macs_ptflops",
+    "connections",
+    "note",
+]
+COUNT_COLUMNS = (
+    "params",
+    "macs_formula",
+    "macs_fvcore",
+    "flops_torch",
+    "macs_ptflops",
+    "connections",
+)
 NO_FORMULA = "no formula"
 # fvcore's skipped ops that move data only: left out of the notes' "it skips" lists.
 _SHAPE_OPS = {
@@ -111,8 +125,16 @@ class _Counters:
         }
 
 
-def _row(layer: str, kind: str, out: Sequence[int] | None, params: int, formula: int | None,
-         counts: dict[str, int | None], connections: int, note: list[str]) -> dict:  # fmt: skip
+def _row(
+    layer: str,
+    kind: str,
+    out: Sequence[int] | None,
+    params: int,
+    formula: int | None,
+    counts: dict[str, int | None],
+    connections: int,
+    note: list[str],
+) -> dict:
     return {
         "layer": layer,
         "type": kind,

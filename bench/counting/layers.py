@@ -96,8 +96,21 @@ def _rbf(m: EuclideanRBF, out: Sequence[int]) -> LayerCount:
 # Elementwise maps and pure data movement: formulas.elementwise (0 MACs). torchvision's own
 # data-movement modules (Permute, StochasticDepth, MaxViT's window partitions, SwapAxes) are
 # matched by name so that this module need not import every torchvision model file.
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid,
-               nn.Tanh, nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus, ScaledTanh)  # fmt: skip
+ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Mish,
+    nn.Softplus,
+    ScaledTanh,
+)
 ELEMENTWISE = (
     *ACTIVATIONS,
     nn.Dropout,

@@ -68,14 +68,51 @@ DEFAULT_SEEDS = (0, 1, 2)
 CIFAR_STEPS = {"cpu": (3, 4), "cuda": (4, 75)}
 RUNS_FOLDER, WORK_FOLDER, COMPARISON = "runs", "work", "comparison.csv"
 # Columns of OUT/runs/RUN.csv besides bench.experiments.train.METRIC_COLUMNS.
-RUN_COLUMNS = ("group", "model", "dataset", "seed", "batch_size", "device", "memory_measure",
-               "threads", "concurrent_runs", "load_avg_start", "load_avg_end", "started",
-               "wall_s", "torch_version", "git_sha")  # fmt: skip
-COLUMNS = ("group", "model", "dataset", "seed", "status", "epochs", "params", "macs",
-           "test_accuracy", "test_error", "train_loss", "test_loss", "time_per_epoch_s",
-           "time_per_step_s", "steps_per_epoch", "images_per_s", "train_time_s",
-           "peak_memory_mb", "memory_measure", "device", "threads", "concurrent_runs",
-           "load_avg", "started", "wall_s", "error")  # fmt: skip
+RUN_COLUMNS = (
+    "group",
+    "model",
+    "dataset",
+    "seed",
+    "batch_size",
+    "device",
+    "memory_measure",
+    "threads",
+    "concurrent_runs",
+    "load_avg_start",
+    "load_avg_end",
+    "started",
+    "wall_s",
+    "torch_version",
+    "git_sha",
+)
+COLUMNS = (
+    "group",
+    "model",
+    "dataset",
+    "seed",
+    "status",
+    "epochs",
+    "params",
+    "macs",
+    "test_accuracy",
+    "test_error",
+    "train_loss",
+    "test_loss",
+    "time_per_epoch_s",
+    "time_per_step_s",
+    "steps_per_epoch",
+    "images_per_s",
+    "train_time_s",
+    "peak_memory_mb",
+    "memory_measure",
+    "device",
+    "threads",
+    "concurrent_runs",
+    "load_avg",
+    "started",
+    "wall_s",
+    "error",
+)
 
 
 @dataclass(frozen=True)
@@ -113,10 +150,14 @@ class Options:
         unknown = [g for g in self.groups if g not in GROUPS]
         if unknown or not self.groups:
             raise UserError(f"unknown group(s) {unknown}; choose from {', '.join(GROUPS)}")
-        for flag, value in (("--epochs", self.epochs), ("--limit-train", self.limit_train),
-                            ("--cifar-epochs", self.cifar_epochs),
-                            ("--cifar-steps", self.cifar_steps), ("--jobs", self.jobs),
-                            ("--threads", self.threads)):  # fmt: skip
+        for flag, value in (
+            ("--epochs", self.epochs),
+            ("--limit-train", self.limit_train),
+            ("--cifar-epochs", self.cifar_epochs),
+            ("--cifar-steps", self.cifar_steps),
+            ("--jobs", self.jobs),
+            ("--threads", self.threads),
+        ):
             if value is not None and value < 1:
                 raise UserError(f"{flag} must be a positive integer, got {value}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -135,12 +176,20 @@ def plan(opts: Options, device: str) -> list[Run]:
                 if group.dataset == "synthetic":
                     epochs, steps = CIFAR_STEPS[device]
                     epochs, steps = opts.cifar_epochs or epochs, opts.cifar_steps or steps
-                    run = Run(name, model, seed, "synthetic", epochs,
-                              steps * recipe.batch_size, recipe.batch_size)  # fmt: skip
+                    run = Run(
+                        name,
+                        model,
+                        seed,
+                        "synthetic",
+                        epochs,
+                        steps * recipe.batch_size,
+                        recipe.batch_size,
+                    )
                 else:
                     dataset = opts.mnist_dataset if group.dataset == "mnist" else group.dataset
-                    run = Run(name, model, seed, dataset, opts.epochs or recipe.epochs,
-                              opts.limit_train)  # fmt: skip
+                    run = Run(
+                        name, model, seed, dataset, opts.epochs or recipe.epochs, opts.limit_train
+                    )
                 runs.append(run)
     return runs
 
@@ -149,12 +198,24 @@ def train_config(run: Run, opts: Options, device: str, work: Path) -> train.Trai
     """The run's TrainConfig: its document's recipe, resuming from its own checkpoint."""
     r = train.recipe_for(run.model)
     return train.TrainConfig(
-        model=run.model, dataset=run.dataset, epochs=run.epochs, batch_size=r.batch_size,
-        lr=r.lr, optimizer=r.optimizer, momentum=r.momentum, weight_decay=r.weight_decay,
-        loss=r.loss, seed=run.seed, device=device, data_dir=str(opts.data_dir),
-        out=str(work / run.name), resume=True, limit_train=run.limit_train,
-        limit_test=run.limit_test, download=False,
-    )  # fmt: skip
+        model=run.model,
+        dataset=run.dataset,
+        epochs=run.epochs,
+        batch_size=r.batch_size,
+        lr=r.lr,
+        optimizer=r.optimizer,
+        momentum=r.momentum,
+        weight_decay=r.weight_decay,
+        loss=r.loss,
+        seed=run.seed,
+        device=device,
+        data_dir=str(opts.data_dir),
+        out=str(work / run.name),
+        resume=True,
+        limit_train=run.limit_train,
+        limit_test=run.limit_test,
+        download=False,
+    )
 
 
 # --------------------------------------------------------------------------------- the set
@@ -176,8 +237,13 @@ class _Console:
 
     def __init__(self, total: int, done: int) -> None:
         self.lock = threading.Lock()
-        self.bar = tqdm(total=total, initial=done, desc="experiments", unit="run",
-                        disable=not sys.stdout.isatty())  # fmt: skip
+        self.bar = tqdm(
+            total=total,
+            initial=done,
+            desc="experiments",
+            unit="run",
+            disable=not sys.stdout.isatty(),
+        )
 
     def say(self, line: str) -> None:
         with self.lock:
@@ -207,8 +273,10 @@ def run_set(opts: Options) -> pd.DataFrame:
     jobs = opts.jobs or (1 if device == "cuda" else max(1, (os.cpu_count() or 1) // (threads or 1)))
     jobs = min(jobs, max(1, len(todo)))
     if todo:
-        console.say(f"{len(todo)} runs to do on {provenance.device_name(device)}, {jobs} at a "
-                    f"time, {threads or 'torch default'} thread(s) each")  # fmt: skip
+        console.say(
+            f"{len(todo)} runs to do on {provenance.device_name(device)}, {jobs} at a "
+            f"time, {threads or 'torch default'} thread(s) each"
+        )
     failures = _execute(todo, opts, device, threads, jobs, console)
     console.bar.close()
     table = comparison_table(runs, runs_dir, failures)
@@ -261,9 +329,12 @@ def _start(
         env["OMP_NUM_THREADS"] = str(threads)
     payload = json.dumps({"config": asdict(cfg), "threads": threads})
     proc = subprocess.Popen(
-        [sys.executable, "-m", __name__, payload], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
+        [sys.executable, "-m", __name__, payload],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     child = _Child(run, proc, _now(), time.perf_counter(), os.getloadavg()[0], threading.Thread())
     child.reader = threading.Thread(target=_pump, args=(child, console), daemon=True)
     child.reader.start()
@@ -293,21 +364,32 @@ def _finish(
         console.say(f"[{run.name}] FAILED (exit {child.proc.returncode}): {error}")
         return f"exit {child.proc.returncode}: {error}"
     metrics = pd.read_csv(metrics_csv)
-    identity = {"group": run.group, "model": run.model, "dataset": run.dataset, "seed": run.seed,
-                "batch_size": train.recipe_for(run.model).batch_size,
-                "device": provenance.device_name(device),
-                "memory_measure": train.MEMORY_MEASURES[device], "threads": threads or "default",
-                "concurrent_runs": jobs, "load_avg_start": child.load_start,
-                "load_avg_end": os.getloadavg()[0], "started": child.started,
-                "wall_s": wall, "torch_version": torch.__version__,
-                "git_sha": provenance.git_sha()}  # fmt: skip
+    identity = {
+        "group": run.group,
+        "model": run.model,
+        "dataset": run.dataset,
+        "seed": run.seed,
+        "batch_size": train.recipe_for(run.model).batch_size,
+        "device": provenance.device_name(device),
+        "memory_measure": train.MEMORY_MEASURES[device],
+        "threads": threads or "default",
+        "concurrent_runs": jobs,
+        "load_avg_start": child.load_start,
+        "load_avg_end": os.getloadavg()[0],
+        "started": child.started,
+        "wall_s": wall,
+        "torch_version": torch.__version__,
+        "git_sha": provenance.git_sha(),
+    }
     rows = metrics.assign(**identity)[[*RUN_COLUMNS, *train.METRIC_COLUMNS]]
     write_csv_atomic(rows, opts.out / RUNS_FOLDER / f"{run.name}.csv")
     shutil.rmtree(opts.out / WORK_FOLDER / run.name, ignore_errors=True)  # checkpoint not needed
     last = metrics.iloc[-1]
-    console.say(f"[{run.name}] finished in {wall:.0f} s: test accuracy {last['test_acc']:.4f}, "
-                f"{last['epoch_time_s']:.1f} s/epoch, peak {metrics['peak_memory_mb'].max():.0f} "
-                "MiB")  # fmt: skip
+    console.say(
+        f"[{run.name}] finished in {wall:.0f} s: test accuracy {last['test_acc']:.4f}, "
+        f"{last['epoch_time_s']:.1f} s/epoch, peak {metrics['peak_memory_mb'].max():.0f} "
+        "MiB"
+    )
     return None
 
 
@@ -324,9 +406,16 @@ def comparison_table(runs: list[Run], runs_dir: Path, failures: dict[str, str]) 
     for run in runs:
         path = runs_dir / f"{run.name}.csv"
         if run.name in failures or not path.is_file():
-            rows.append({"group": run.group, "model": run.model, "dataset": run.dataset,
-                         "seed": run.seed, "status": "error",
-                         "error": failures.get(run.name, "not run")})  # fmt: skip
+            rows.append(
+                {
+                    "group": run.group,
+                    "model": run.model,
+                    "dataset": run.dataset,
+                    "seed": run.seed,
+                    "status": "error",
+                    "error": failures.get(run.name, "not run"),
+                }
+            )
             continue
         if run.model not in costs:
             spec = registry.get(run.model)
@@ -342,19 +431,33 @@ def run_summary(m: pd.DataFrame, params: int, macs: int) -> dict:
     images = round(float(last["images_per_s"] * last["epoch_time_s"]))
     steps = math.ceil(images / int(first["batch_size"]))
     return {
-        "group": first["group"], "model": first["model"], "dataset": first["dataset"],
-        "seed": int(first["seed"]), "status": "ok", "epochs": int(last["epoch"]),
-        "params": params, "macs": macs, "test_accuracy": float(last["test_acc"]),
-        "test_error": 1 - float(last["test_acc"]), "train_loss": float(last["train_loss"]),
-        "test_loss": float(last["test_loss"]), "time_per_epoch_s": time_per_epoch,
-        "time_per_step_s": time_per_epoch / steps, "steps_per_epoch": steps,
-        "images_per_s": images_per_s, "train_time_s": float(m["epoch_time_s"].sum()),
+        "group": first["group"],
+        "model": first["model"],
+        "dataset": first["dataset"],
+        "seed": int(first["seed"]),
+        "status": "ok",
+        "epochs": int(last["epoch"]),
+        "params": params,
+        "macs": macs,
+        "test_accuracy": float(last["test_acc"]),
+        "test_error": 1 - float(last["test_acc"]),
+        "train_loss": float(last["train_loss"]),
+        "test_loss": float(last["test_loss"]),
+        "time_per_epoch_s": time_per_epoch,
+        "time_per_step_s": time_per_epoch / steps,
+        "steps_per_epoch": steps,
+        "images_per_s": images_per_s,
+        "train_time_s": float(m["epoch_time_s"].sum()),
         "peak_memory_mb": float(m["peak_memory_mb"].max()),
-        "memory_measure": first["memory_measure"], "device": first["device"],
-        "threads": first["threads"], "concurrent_runs": int(first["concurrent_runs"]),
+        "memory_measure": first["memory_measure"],
+        "device": first["device"],
+        "threads": first["threads"],
+        "concurrent_runs": int(first["concurrent_runs"]),
         "load_avg": f"{m['load_avg_start'].min():.1f}-{m['load_avg_end'].max():.1f}",
-        "started": first["started"], "wall_s": float(m["wall_s"].max()), "error": "",
-    }  # fmt: skip
+        "started": first["started"],
+        "wall_s": float(m["wall_s"].max()),
+        "error": "",
+    }
 
 
 def load_runs(out: Path) -> pd.DataFrame:

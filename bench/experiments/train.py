@@ -78,10 +78,28 @@ RECIPES: dict[str, Recipe] = {
 # Used only when --optimizer names another optimizer than the recipe's and --lr is not given.
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}
 # Settings that change the trained weights: a checkpoint resumes only when all of them match.
-RESULT_FIELDS = ("model", "dataset", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-                 "loss", "seed", "limit_train")  # fmt: skip
-METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_time_s",
-                  "images_per_s", "peak_memory_mb")  # fmt: skip
+RESULT_FIELDS = (
+    "model",
+    "dataset",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "loss",
+    "seed",
+    "limit_train",
+)
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "epoch_time_s",
+    "images_per_s",
+    "peak_memory_mb",
+)
 # What peak_memory_mb measures on each device kind (see _peak_memory_mb).
 MEMORY_MEASURES = {
     "cuda": "torch.cuda.max_memory_allocated since the run started (tensors only)",
@@ -89,9 +107,18 @@ MEMORY_MEASURES = {
     "dataset in memory and the run itself",
 }
 # The claims module reads these names.
-COMPARISON_COLUMNS = ("model", "dataset", "epochs", "params", "macs", "test_accuracy",
-                      "time_per_epoch_s", "images_per_s", "inference_latency_ms",
-                      "device")  # fmt: skip
+COMPARISON_COLUMNS = (
+    "model",
+    "dataset",
+    "epochs",
+    "params",
+    "macs",
+    "test_accuracy",
+    "time_per_epoch_s",
+    "images_per_s",
+    "inference_latency_ms",
+    "device",
+)
 CHECKPOINT = "checkpoint.pt"
 EVAL_BATCH = 1000
 
@@ -450,11 +477,27 @@ def _start(cfg: TrainConfig, spec: registry.ModelSpec) -> _Run:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     data = data.to(device)
     sampler = DistributedSampler(
-        range(len(data.train_labels)), num_replicas=ctx.world, rank=ctx.rank, shuffle=True,
+        range(len(data.train_labels)),
+        num_replicas=ctx.world,
+        rank=ctx.rank,
+        shuffle=True,
         seed=cfg.seed,
-    )  # fmt: skip
-    return _Run(cfg, spec, ctx, device, data, model, train_model, eval_model, optimizer, sampler,
-                history, out, say)  # fmt: skip
+    )
+    return _Run(
+        cfg,
+        spec,
+        ctx,
+        device,
+        data,
+        model,
+        train_model,
+        eval_model,
+        optimizer,
+        sampler,
+        history,
+        out,
+        say,
+    )
 
 
 def _resume(
@@ -491,13 +534,23 @@ def _epoch(run: _Run, epoch: int, progress: bool, on_batch: Callable | None) -> 
     _sync(run.device)
     start = time.perf_counter()
     bar = progress_bar(  # a bar on a terminal, a line a minute in a log
-        batches, desc=f"{run.spec.name} epoch {epoch}/{cfg.epochs}", unit="batch",
-        disable=True if not (progress and run.ctx.main) else None, leave=False,
-    )  # fmt: skip
+        batches,
+        desc=f"{run.spec.name} epoch {epoch}/{cfg.epochs}",
+        unit="batch",
+        disable=True if not (progress and run.ctx.main) else None,
+        leave=False,
+    )
     sums = _train_epoch(
-        run.train_model, run.optimizer, cfg, run.data, run.channels, bar, epoch, run.checkpoint,
+        run.train_model,
+        run.optimizer,
+        cfg,
+        run.data,
+        run.channels,
+        bar,
+        epoch,
+        run.checkpoint,
         on_batch,
-    )  # fmt: skip
+    )
     _sync(run.device)
     epoch_time = time.perf_counter() - start
     bar.close()
@@ -508,10 +561,15 @@ def _epoch(run: _Run, epoch: int, progress: bool, on_batch: Callable | None) -> 
     test_loss, test_acc = evaluate(run.eval_model, run.data, run.channels, cfg.loss)
     loss_sum, correct, seen = sums.tolist()
     return {
-        "epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-        "test_loss": test_loss, "test_acc": test_acc, "epoch_time_s": epoch_time,
-        "images_per_s": seen / epoch_time, "peak_memory_mb": _peak_memory_mb(run.device),
-    }  # fmt: skip
+        "epoch": epoch,
+        "train_loss": loss_sum / seen,
+        "train_acc": correct / seen,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "epoch_time_s": epoch_time,
+        "images_per_s": seen / epoch_time,
+        "peak_memory_mb": _peak_memory_mb(run.device),
+    }
 
 
 def _save_epoch(run: _Run, epoch: int) -> None:
@@ -563,14 +621,19 @@ def train(
     if run.ctx.main:
         metrics.to_csv(run.out / "metrics.csv", index=False)
         plot_training_curves(
-            {spec.name: run.out / "metrics.csv"}, run.out / "curves.png",
+            {spec.name: run.out / "metrics.csv"},
+            run.out / "curves.png",
             title=f"{spec.name} on {cfg.dataset}",
-        )  # fmt: skip
+        )
     run.eval_model.eval()
     return TrainResult(
-        run.eval_model, metrics, float(metrics["test_acc"].iloc[-1]), run.out, run.device,
+        run.eval_model,
+        metrics,
+        float(metrics["test_acc"].iloc[-1]),
+        run.out,
+        run.device,
         spec.input_shape,
-    )  # fmt: skip
+    )
 
 
 # ------------------------------------------------------------------------------ plots, tables

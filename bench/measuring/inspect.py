@@ -28,18 +28,53 @@ KERNELS = ("dwsep", "rbf_distance", "rbf_loss_fwd", "rbf_loss_grad_x", "rbf_loss
 DEFAULT_SUITES = ("documents", "mobilenet", "rbf")
 DTYPES = ("float32", "float16", "bfloat16")
 # kernel name here -> key of kernels.rbf.TUNABLES
-RBF_TUNABLES = {"rbf_distance": "distance", "rbf_loss_fwd": "loss_fwd",
-                "rbf_loss_grad_x": "grad_x", "rbf_loss_grad_c": "grad_c"}  # fmt: skip
+RBF_TUNABLES = {
+    "rbf_distance": "distance",
+    "rbf_loss_fwd": "loss_fwd",
+    "rbf_loss_grad_x": "grad_x",
+    "rbf_loss_grad_c": "grad_c",
+}
 FIGURE_COLUMNS = [
-    "registers", "spill_bytes", "stack_bytes", "shared_bytes", "occupancy", "blocks_per_sm",
-    "ldg_8", "ldg_16", "ldg_32", "ldg_64", "ldg_128", "stg_8", "stg_16", "stg_32", "stg_64",
-    "stg_128", "mma", "mma_kinds", "sass_instructions",
-]  # fmt: skip
+    "registers",
+    "spill_bytes",
+    "stack_bytes",
+    "shared_bytes",
+    "occupancy",
+    "blocks_per_sm",
+    "ldg_8",
+    "ldg_16",
+    "ldg_32",
+    "ldg_64",
+    "ldg_128",
+    "stg_8",
+    "stg_16",
+    "stg_32",
+    "stg_64",
+    "stg_128",
+    "mma",
+    "mma_kinds",
+    "sass_instructions",
+]
 COLUMNS = [
-    "kernel", "arch", "suite", "workload", "batch", "dtype", "layout", "config", "num_warps",
-    "num_stages", *FIGURE_COLUMNS, "shared_limit", "fits", "cubin", "cache_key",
-    "triton_version", "status", "message",
-]  # fmt: skip
+    "kernel",
+    "arch",
+    "suite",
+    "workload",
+    "batch",
+    "dtype",
+    "layout",
+    "config",
+    "num_warps",
+    "num_stages",
+    *FIGURE_COLUMNS,
+    "shared_limit",
+    "fits",
+    "cubin",
+    "cache_key",
+    "triton_version",
+    "status",
+    "message",
+]
 
 
 @dataclass(frozen=True)
@@ -66,8 +101,11 @@ def report_targets(workloads: list[Workload], arch: str = "sm_90") -> list[Targe
         return (preferred or mine or [None])[0]
 
     picked = [(k, first(k)) for k in KERNELS]
-    return [Target(k, arch, w, "float32", "nhwc" if k == "dwsep" else "row-major")
-            for k, w in picked if w is not None]  # fmt: skip
+    return [
+        Target(k, arch, w, "float32", "nhwc" if k == "dwsep" else "row-major")
+        for k, w in picked
+        if w is not None
+    ]
 
 
 def layouts_of(kernel: str) -> tuple[str, ...]:
@@ -84,16 +122,21 @@ def applies(kernel: str, workload: Workload) -> bool:
 
 
 def targets(
-    kernels: tuple[str, ...], suites: tuple[str, ...], archs: tuple[str, ...],
-    dtypes: tuple[str, ...] = DTYPES, size: str = "quick",
-) -> list[Target]:  # fmt: skip
+    kernels: tuple[str, ...],
+    suites: tuple[str, ...],
+    archs: tuple[str, ...],
+    dtypes: tuple[str, ...] = DTYPES,
+    size: str = "quick",
+) -> list[Target]:
     """Every (kernel, arch, workload, dtype, layout) of the suites' GPU workloads."""
     from kernels._compiled import ARCHS
 
     bad = [k for k in kernels if k not in KERNELS] + [a for a in archs if a not in ARCHS]
     if bad:
-        raise UserError(f"unknown kernel or arch {bad}; kernels: {', '.join(KERNELS)}; "
-                        f"archs: {', '.join(ARCHS)}")  # fmt: skip
+        raise UserError(
+            f"unknown kernel or arch {bad}; kernels: {', '.join(KERNELS)}; "
+            f"archs: {', '.join(ARCHS)}"
+        )
     try:
         workloads = build_suites(list(suites), size, "cuda")  # what a GPU run would launch
     except ValueError as err:
@@ -128,9 +171,19 @@ def _launch(t: Target) -> tuple[Any, tuple, dict]:
         pw = torch.empty(s.out_ch, s.in_ch, 1, 1, device=dev, dtype=dt)
         a, b = (torch.empty(c, device=dev) for c in (s.in_ch, s.out_ch))  # folded BN, fp32
         args, kwargs, _ = dwsep.launch_args(
-            x, dw, pw, out, stride=s.stride, pad=s.pad, dw_scale=a, dw_shift=a,
-            activation=s.activation, pw_scale=b, pw_shift=b, pw_activation=s.pw_activation,
-        )  # fmt: skip
+            x,
+            dw,
+            pw,
+            out,
+            stride=s.stride,
+            pad=s.pad,
+            dw_scale=a,
+            dw_shift=a,
+            activation=s.activation,
+            pw_scale=b,
+            pw_shift=b,
+            pw_activation=s.pw_activation,
+        )
         return dwsep.TUNABLE, args, kwargs
     s = t.workload.shape
     B, D, K = s.batch, s.dim, s.centers
@@ -169,11 +222,18 @@ def _plan(t: Target) -> list[dict]:
         arch = _compiled.ARCHS[t.arch]
         jobs = []
         for cfg in kept:
-            src, options = _compiled.launch_source(tunable.kernel, args, launch_kwargs(cfg, kwargs),
-                                                   arch)  # fmt: skip
-            jobs.append({"config": config_label(cfg), "num_warps": cfg.num_warps,
-                         "num_stages": cfg.num_stages, "cfg": cfg.all_kwargs(),
-                         "cache_key": _compiled.cache_key(src, options, arch)})  # fmt: skip
+            src, options = _compiled.launch_source(
+                tunable.kernel, args, launch_kwargs(cfg, kwargs), arch
+            )
+            jobs.append(
+                {
+                    "config": config_label(cfg),
+                    "num_warps": cfg.num_warps,
+                    "num_stages": cfg.num_stages,
+                    "cfg": cfg.all_kwargs(),
+                    "cache_key": _compiled.cache_key(src, options, arch),
+                }
+            )
         return jobs
     except Exception as err:
         return [{"config": "", "status": "error", "message": _short(err)}]
@@ -267,9 +327,16 @@ def _rows(todo: list[Target], plans: list[list[dict]], failed: dict, dump: Path 
 
     rows = []
     for t, plan in zip(todo, plans, strict=True):
-        base = {"kernel": t.kernel, "arch": t.arch, "suite": t.workload.suite,
-                "workload": t.workload.id, "batch": t.workload.batch, "dtype": t.dtype,
-                "layout": t.layout, "triton_version": triton.__version__}  # fmt: skip
+        base = {
+            "kernel": t.kernel,
+            "arch": t.arch,
+            "suite": t.workload.suite,
+            "workload": t.workload.id,
+            "batch": t.workload.batch,
+            "dtype": t.dtype,
+            "layout": t.layout,
+            "triton_version": triton.__version__,
+        }
         for job in plan:
             row = {**base, **{k: job.get(k) for k in ("config", "num_warps", "num_stages")}}
             key = job.get("cache_key")
@@ -284,8 +351,16 @@ def _rows(todo: list[Target], plans: list[list[dict]], failed: dict, dump: Path 
                 cubin = f"{t.kernel}_{t.arch}_{key[:16]}.cubin"
                 _compiled.copy_cubin(key, dump / cubin)
             fits = figures.spill_bytes == 0 and figures.shared_bytes <= limit
-            rows.append({
-                **row, **figures.to_row(), "shared_limit": limit, "fits": fits, "cubin": cubin,
-                "cache_key": key, "status": "ok", "message": "",
-            })  # fmt: skip
+            rows.append(
+                {
+                    **row,
+                    **figures.to_row(),
+                    "shared_limit": limit,
+                    "fits": fits,
+                    "cubin": cubin,
+                    "cache_key": key,
+                    "status": "ok",
+                    "message": "",
+                }
+            )
     return pd.DataFrame(rows).reindex(columns=COLUMNS)

@@ -35,8 +35,10 @@ def resolve_device(device: str | torch.device = "auto") -> str:
     if kind not in DEVICES:
         raise UserError(f"device must be auto, cpu or cuda, got {device!r}")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda was asked for but no CUDA device is visible "
-                        "(torch.cuda.is_available() is False); use cpu or auto")  # fmt: skip
+        raise UserError(
+            "device cuda was asked for but no CUDA device is visible "
+            "(torch.cuda.is_available() is False); use cpu or auto"
+        )
     return kind
 
 
@@ -132,8 +134,11 @@ def _driver_version() -> str:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return "absent"
     return out.strip().splitlines()[0] if out.strip() else "absent"

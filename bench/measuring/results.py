@@ -49,21 +49,52 @@ COLUMNS = [
 ]
 RESULTS_CSV = "results.csv"
 # DESIGN.md's contract: a file without one of these is not a results.csv.
-REQUIRED_COLUMNS = (*KEY, "shape", "latency_ms_p50", "latency_ms_p20", "latency_ms_p80",
-                    "macs", "bytes", "tflops", "gbps", "speedup_vs_baseline", "max_rel_err",
-                    "device", "torch_version", "triton_version", "git_sha", "timestamp",
-                    "status")  # fmt: skip
+REQUIRED_COLUMNS = (
+    *KEY,
+    "shape",
+    "latency_ms_p50",
+    "latency_ms_p20",
+    "latency_ms_p80",
+    "macs",
+    "bytes",
+    "tflops",
+    "gbps",
+    "speedup_vs_baseline",
+    "max_rel_err",
+    "device",
+    "torch_version",
+    "triton_version",
+    "git_sha",
+    "timestamp",
+    "status",
+)
 STATUSES = ("ok", "error", "unavailable", "interpreter")
 DONE_STATUSES = ("ok", "interpreter")
 # Appended to the message of an "unavailable" row whose reason holds for this code on this device
 # (the interpreter's size limit): a resumed run keeps the row instead of trying again.
 LASTING = " [lasting: not retried when this run resumes]"
 PEAKS_SUITE = "peaks"
-NUMERIC = ("latency_ms_p50", "latency_ms_p20", "latency_ms_p80", "macs", "bytes", "tflops",
-           "gbps", "max_rel_err")  # fmt: skip
+NUMERIC = (
+    "latency_ms_p50",
+    "latency_ms_p20",
+    "latency_ms_p80",
+    "macs",
+    "bytes",
+    "tflops",
+    "gbps",
+    "max_rel_err",
+)
 # Must hold a number (or nothing) in a results.csv this module reads back.
-CHECKED_NUMERIC = (*NUMERIC, "batch", "macs_fvcore", "pct_of_peak", "speedup_vs_baseline",
-                   "threads", "repeats", "elapsed_s")  # fmt: skip
+CHECKED_NUMERIC = (
+    *NUMERIC,
+    "batch",
+    "macs_fvcore",
+    "pct_of_peak",
+    "speedup_vs_baseline",
+    "threads",
+    "repeats",
+    "elapsed_s",
+)
 # What makes two rows rows of one run: same machine, thread count, versions, code and size.
 RUN_FIELDS = ("device", "threads", "torch_version", "triton_version", "git_sha", "size")
 

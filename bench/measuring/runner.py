@@ -305,8 +305,10 @@ def run(
     todo = [c for c in cases if _case_key(c) not in done]
     if rows:
         kept = len(cases) - len(todo)
-        say(f"resuming: {kept} of {len(cases)} rows already measured in this run at "
-            f"{short_sha(env['git_sha'])} ({csv})")  # fmt: skip
+        say(
+            f"resuming: {kept} of {len(cases)} rows already measured in this run at "
+            f"{short_sha(env['git_sha'])} ({csv})"
+        )
     del cases
     try:
         if not any(r["suite"] == PEAKS_SUITE for r in rows):

@@ -22,20 +22,30 @@ def compiled_table(df: pd.DataFrame) -> pd.DataFrame:
         best = fits.groupby("workload")["occupancy"].max().reindex(g["workload"].unique())
         best = best.fillna(0.0)
         narrow = int(g[["ldg_8", "ldg_16"]].to_numpy().sum())
-        rows.append({
-            "kernel": kernel, "arch": arch, "dtype": dtype, "layout": layout,
-            "workloads": g["workload"].nunique(), "configs": len(g),
-            "spilling (dropped on the GPU)": int((g["spill_bytes"] > 0).sum()),
-            "over shared limit": int((g["shared_bytes"] > g["shared_limit"]).sum()),
-            "registers (max)": int(g["registers"].max()),
-            "occupancy, worst workload's best kept config": f"{best.min():.0%}",
-            "workloads under 25%": int((best < OCCUPANCY_GOAL).sum()),
-            "8/16-bit loads": narrow,
-            "loads 32/64/128-bit": f"{int(g['ldg_32'].sum())}/{int(g['ldg_64'].sum())}/"
-            f"{int(g['ldg_128'].sum())}",
-            "tensor cores": ", ".join(sorted({k.split(".")[0] for s in g["mma_kinds"].dropna()
-                                             for k in str(s).split()})) or "none",
-        })  # fmt: skip
+        rows.append(
+            {
+                "kernel": kernel,
+                "arch": arch,
+                "dtype": dtype,
+                "layout": layout,
+                "workloads": g["workload"].nunique(),
+                "configs": len(g),
+                "spilling (dropped on the GPU)": int((g["spill_bytes"] > 0).sum()),
+                "over shared limit": int((g["shared_bytes"] > g["shared_limit"]).sum()),
+                "registers (max)": int(g["registers"].max()),
+                "occupancy, worst workload's best kept config": f"{best.min():.0%}",
+                "workloads under 25%": int((best < OCCUPANCY_GOAL).sum()),
+                "8/16-bit loads": narrow,
+                "loads 32/64/128-bit": f"{int(g['ldg_32'].sum())}/{int(g['ldg_64'].sum())}/"
+                f"{int(g['ldg_128'].sum())}",
+                "tensor cores": ", ".join(
+                    sorted(
+                        {k.split(".")[0] for s in g["mma_kinds"].dropna() for k in str(s).split()}
+                    )
+                )
+                or "none",
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -53,9 +53,14 @@ def model_table(ok: pd.DataFrame) -> pd.DataFrame:
     """Per model and dataset: mean +- sd (seed min-max) of the measured quantities."""
     rows = []
     for (model, dataset), g in ok.groupby(["model", "dataset"], sort=False):
-        row = {"model": model, "dataset": dataset, "seeds": len(g),
-               "epochs": int(g["epochs"].max()), "params": int(g["params"].iloc[0]),
-               "MACs": int(g["macs"].iloc[0])}  # fmt: skip
+        row = {
+            "model": model,
+            "dataset": dataset,
+            "seeds": len(g),
+            "epochs": int(g["epochs"].max()),
+            "params": int(g["params"].iloc[0]),
+            "MACs": int(g["macs"].iloc[0]),
+        }
         if dataset != "synthetic":
             row["test accuracy %"] = spread(g["test_accuracy"]).text(100, count=False)
             row["test error %"] = spread(g["test_error"]).text(100, count=False)
@@ -76,8 +81,11 @@ def pair_table(ok: pd.DataFrame) -> pd.DataFrame:
         std, dw = (ok[(ok["group"] == group.name) & (ok["model"] == m)] for m in group.models)
         if std.empty or dw.empty:
             continue
-        row = {"pair": f"{group.models[1]} vs {group.models[0]}", "dataset": std["dataset"].iloc[0],
-               "documents": group.documents}  # fmt: skip
+        row = {
+            "pair": f"{group.models[1]} vs {group.models[0]}",
+            "dataset": std["dataset"].iloc[0],
+            "documents": group.documents,
+        }
         row["test accuracy, points"] = (
             difference(dw["test_accuracy"], std["test_accuracy"]).text(100)
             if group.dataset != "synthetic"
@@ -155,8 +163,12 @@ def _claims_section(ok: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
 
     verdicts = evaluate_claims(training=ok, training_epochs=epochs, claim_ids=TRAINING_CLAIMS)
     shown = verdicts[["claim_id", "claimed", "measured", "verdict"]]
-    return ["## The documents' training claims (`sepbench claims`)", "",
-            shown.to_markdown(index=False), ""]  # fmt: skip
+    return [
+        "## The documents' training claims (`sepbench claims`)",
+        "",
+        shown.to_markdown(index=False),
+        "",
+    ]
 
 
 # -------------------------------------------------------------------------------- plots
@@ -166,8 +178,9 @@ def plot_curves(epochs: pd.DataFrame, path: Path) -> Path:
     """Per MNIST group: test accuracy and loss per epoch, mean line and seed min-max band."""
     real = epochs[epochs["dataset"] != "synthetic"]
     groups = list(dict.fromkeys(real["group"]))
-    fig, axes = plt.subplots(max(1, len(groups)), 2, figsize=(11, 3.6 * max(1, len(groups))),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        max(1, len(groups)), 2, figsize=(11, 3.6 * max(1, len(groups))), squeeze=False
+    )
     if not groups:
         for ax in axes[0]:
             ax.text(0.5, 0.5, "no finished run on real data", ha="center", va="center")
@@ -177,8 +190,14 @@ def plot_curves(epochs: pd.DataFrame, path: Path) -> Path:
             by = g.groupby("epoch")
             for ax, column in zip(row, ("test_acc", "test_loss"), strict=True):
                 stats = by[column].agg(["mean", "min", "max"])
-                ax.plot(stats.index, stats["mean"], "-o", ms=3, color=f"C{i}",
-                        label=f"{model} ({g['seed'].nunique()} seeds)")  # fmt: skip
+                ax.plot(
+                    stats.index,
+                    stats["mean"],
+                    "-o",
+                    ms=3,
+                    color=f"C{i}",
+                    label=f"{model} ({g['seed'].nunique()} seeds)",
+                )
                 ax.fill_between(stats.index, stats["min"], stats["max"], color=f"C{i}", alpha=0.25)
         row[0].set(ylabel="test accuracy (fraction)", title=f"{group}: test accuracy")
         row[1].set(ylabel="test loss", title=f"{group}: test loss (the model's own loss)")
@@ -196,11 +215,21 @@ def plot_accuracy_vs_macs(ok: pd.DataFrame, path: Path) -> Path:
     for i, ((model, dataset), g) in enumerate(real.groupby(["model", "dataset"], sort=False)):
         s = spread(g["test_accuracy"])
         sd = 0.0 if s.n < 2 else s.sd
-        ax.errorbar(g["macs"].iloc[0], s.mean * 100, yerr=sd * 100, fmt="o", capsize=4,
-                    color=f"C{i}", label=f"{model} ({dataset}, {s.n} seeds)")  # fmt: skip
+        ax.errorbar(
+            g["macs"].iloc[0],
+            s.mean * 100,
+            yerr=sd * 100,
+            fmt="o",
+            capsize=4,
+            color=f"C{i}",
+            label=f"{model} ({dataset}, {s.n} seeds)",
+        )
     ax.set_xscale("log")
-    ax.set(xlabel="MACs per image (fvcore)", ylabel="final test accuracy (%)",
-           title="accuracy vs cost, mean +- sd over seeds")  # fmt: skip
+    ax.set(
+        xlabel="MACs per image (fvcore)",
+        ylabel="final test accuracy (%)",
+        title="accuracy vs cost, mean +- sd over seeds",
+    )
     ax.grid(alpha=0.3, which="both")
     if not real.empty:
         ax.legend(fontsize=8)
@@ -211,16 +240,23 @@ def plot_cifar_steps(ok: pd.DataFrame, path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     steps = ok[ok["group"] == "cifar_steps"]
     models = list(dict.fromkeys(steps["model"]))
-    panels = (("time_per_step_s", "s per training step (batch 128)"),
-              ("peak_memory_mb", "peak memory (MiB)"))  # fmt: skip
+    panels = (
+        ("time_per_step_s", "s per training step (batch 128)"),
+        ("peak_memory_mb", "peak memory (MiB)"),
+    )
     for ax, (column, label) in zip(axes, panels, strict=True):
         if steps.empty:
             ax.text(0.5, 0.5, "no cifar_steps runs", ha="center", va="center")
             ax.set_axis_off()
             continue
         stats = [spread(steps[steps["model"] == m][column]) for m in models]
-        ax.bar(models, [s.mean for s in stats], color=[f"C{i}" for i in range(len(models))],
-               yerr=[0.0 if s.n < 2 else s.sd for s in stats], capsize=6)  # fmt: skip
+        ax.bar(
+            models,
+            [s.mean for s in stats],
+            color=[f"C{i}" for i in range(len(models))],
+            yerr=[0.0 if s.n < 2 else s.sd for s in stats],
+            capsize=6,
+        )
         ax.set(ylabel=label, title=label)
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle("document 001's CNNs on CIFAR-shaped synthetic batches, mean +- sd over seeds")

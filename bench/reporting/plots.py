@@ -102,9 +102,14 @@ def plot_ratio_gap(df: pd.DataFrame, path: Path) -> Path:
     head = ratios[ratios["workload"] == HEADLINE_ID]
     if not head.empty:
         top = head.loc[head["latency_ratio"].idxmax()]
-        ax.annotate("document 001's 8.7x example", (top["op_ratio"], top["latency_ratio"]),
-                    xytext=(-150, 10), textcoords="offset points", fontsize=7,
-                    arrowprops={"arrowstyle": "->", "lw": 0.6})  # fmt: skip
+        ax.annotate(
+            "document 001's 8.7x example",
+            (top["op_ratio"], top["latency_ratio"]),
+            xytext=(-150, 10),
+            textcoords="offset points",
+            fontsize=7,
+            arrowprops={"arrowstyle": "->", "lw": 0.6},
+        )
     ax.set(
         xscale="log",
         yscale="log",
@@ -153,8 +158,14 @@ def plot_speedup(df: pd.DataFrame, path: Path) -> Path:
         _empty(ax, "timed non-baseline")
         return _save(fig, path)
     heights = [0.9 + 0.16 * len(part) for *_, part in panels]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, sum(heights) + 0.4), squeeze=False,
-                             height_ratios=heights, layout="constrained")  # fmt: skip
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(10, sum(heights) + 0.4),
+        squeeze=False,
+        height_ratios=heights,
+        layout="constrained",
+    )
     for ax, (suite, baseline, part) in zip(axes[:, 0], panels, strict=True):
         labels = list(dict.fromkeys(part["label"]))
         providers = list(dict.fromkeys(part["provider"]))
@@ -165,8 +176,14 @@ def plot_speedup(df: pd.DataFrame, path: Path) -> Path:
                 labels.index(lab) + (j - (len(providers) - 1) / 2) * step for lab in rows["label"]
             ]
             # bars grow from 1x: right of the line is faster than the baseline, left is slower
-            ax.barh(ys, rows["speedup_vs_baseline"] - 1, left=1, height=step,
-                    color=f"C{j}", label=provider)  # fmt: skip
+            ax.barh(
+                ys,
+                rows["speedup_vs_baseline"] - 1,
+                left=1,
+                height=step,
+                color=f"C{j}",
+                label=provider,
+            )
         ax.axvline(1.0, color="k", lw=0.8)
         _times_axis(ax, part["speedup_vs_baseline"])
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
@@ -219,10 +236,21 @@ def plot_rbf(df: pd.DataFrame, path: Path) -> Path:
         for i, ((provider, dtype), g) in enumerate(part.groupby(["provider", "dtype"])):
             g = g.sort_values("macs")
             # a marker per provider: single-size providers (compile) may sit on another's point
-            ax.plot(g["macs"], g["tflops"] * 1e3, marker="os^Dv<>Px*"[i % 10], ms=6, alpha=0.85,
-                    label=f"{provider} {dtype}")  # fmt: skip
-        ax.set(xscale="log", yscale="log", xlabel="MACs (B x K x D per product)",
-               ylabel="achieved GFLOP/s", title=op.title)  # fmt: skip
+            ax.plot(
+                g["macs"],
+                g["tflops"] * 1e3,
+                marker="os^Dv<>Px*"[i % 10],
+                ms=6,
+                alpha=0.85,
+                label=f"{provider} {dtype}",
+            )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="MACs (B x K x D per product)",
+            ylabel="achieved GFLOP/s",
+            title=op.title,
+        )
         ax.legend(fontsize=6)
     return _save(fig, path)
 
@@ -266,8 +294,9 @@ def plot_models(df: pd.DataFrame, path: Path) -> Path:
         _empty(ax, "whole-model")
         return _save(fig, path)
     size = (3.2 * len(groups) + 0.4, 2.9 * len(settings) + 0.8)
-    fig, axes = plt.subplots(len(settings), len(groups), squeeze=False, figsize=size,
-                             layout="constrained")  # fmt: skip
+    fig, axes = plt.subplots(
+        len(settings), len(groups), squeeze=False, figsize=size, layout="constrained"
+    )
     for row, (batch, dtype) in enumerate(settings):
         for col, names in enumerate(groups):
             here = part[(part["batch"] == batch) & (part["dtype"] == dtype)]
@@ -277,9 +306,11 @@ def plot_models(df: pd.DataFrame, path: Path) -> Path:
     handles = [Patch(color=color, label=text) for color, text in MODEL_ROLES.values()]
     handles.append(Line2D([], [], color="k", marker="x", ls="", label=_NAIVE_LABEL))
     fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=7, frameon=False)
-    fig.suptitle("Whole models: standard vs depthwise-separable twin, per backend (rows "
-                 "without a latency, e.g. Triton under the interpreter, are left out)",
-                 fontsize=9)  # fmt: skip
+    fig.suptitle(
+        "Whole models: standard vs depthwise-separable twin, per backend (rows "
+        "without a latency, e.g. Triton under the interpreter, are left out)",
+        fontsize=9,
+    )
     return _save(fig, path)
 
 
@@ -345,18 +376,33 @@ def plot_compiled(df: pd.DataFrame, path: Path) -> Path:
         part = ok[(ok["kernel"] == kernel) & (ok["arch"] == arch)]
         for (dtype, layout), g in part.groupby(["dtype", "layout"]):
             bad = (g["spill_bytes"] > 0) | ~g["fits"].astype(bool)
-            ax.scatter(g.loc[~bad, "registers"], 100 * g.loc[~bad, "occupancy"], s=22, alpha=0.7,
-                       marker=markers.get(layout, "o"), label=f"{dtype} {layout}")  # fmt: skip
-            ax.scatter(g.loc[bad, "registers"], 100 * g.loc[bad, "occupancy"], s=60,
-                       marker="x", color="red")  # fmt: skip
+            ax.scatter(
+                g.loc[~bad, "registers"],
+                100 * g.loc[~bad, "occupancy"],
+                s=22,
+                alpha=0.7,
+                marker=markers.get(layout, "o"),
+                label=f"{dtype} {layout}",
+            )
+            ax.scatter(
+                g.loc[bad, "registers"],
+                100 * g.loc[bad, "occupancy"],
+                s=60,
+                marker="x",
+                color="red",
+            )
         spills = int((part["spill_bytes"] > 0).sum())
         over = int((~part["fits"].astype(bool) & (part["spill_bytes"] == 0)).sum())
         ax.axhline(25, color="grey", ls="--", lw=0.8)
         ax.axvline(255, color="grey", ls=":", lw=0.8)
-        ax.set(xlim=(0, 265), ylim=(0, 105), xlabel="registers per thread",
-               ylabel="theoretical occupancy, %",
-               title=f"{kernel} on {arch}: {len(part)} rows, {spills} spill, "
-               f"{over} over the shared-memory limit (red x)")  # fmt: skip
+        ax.set(
+            xlim=(0, 265),
+            ylim=(0, 105),
+            xlabel="registers per thread",
+            ylabel="theoretical occupancy, %",
+            title=f"{kernel} on {arch}: {len(part)} rows, {spills} spill, "
+            f"{over} over the shared-memory limit (red x)",
+        )
         ax.title.set_fontsize(8)
         ax.legend(fontsize=6, loc="upper right")
     for ax in list(axes.flat)[len(panels) :]:

@@ -265,9 +265,13 @@ def _compiled_section(out_dir: Path) -> list[str]:
         return []
     from bench.reporting.compiled import REPORT_SCOPE, compiled_section
 
-    return ["## What a GPU would execute (sm_90, compiled here)", "",
-            *compiled_section(pd.read_csv(csv), REPORT_SCOPE), "![compiled](compiled.png)",
-            ""]  # fmt: skip
+    return [
+        "## What a GPU would execute (sm_90, compiled here)",
+        "",
+        *compiled_section(pd.read_csv(csv), REPORT_SCOPE),
+        "![compiled](compiled.png)",
+        "",
+    ]
 
 
 def write_summary(df: pd.DataFrame, out_dir: Path, started: float | None = None) -> Path:

@@ -111,6 +111,8 @@ def provider_table() -> str:
             if p.wraps:
                 role.append(f"times `{p.wraps}`'s function")
             times = p.times.replace("|", "\\|")
-            lines.append(f"| {op.title} | `{p.name}` | {p.family} | {'; '.join(role)} | "
-                         f"{p.layout} | {times} |")  # fmt: skip
+            lines.append(
+                f"| {op.title} | `{p.name}` | {p.family} | {'; '.join(role)} | "
+                f"{p.layout} | {times} |"
+            )
     return "\n".join(lines)

@@ -217,10 +217,18 @@ def library_rows(
     own form; compile rows run only where compiles_here."""
     for i, (name, family, backend, times) in enumerate(rows):
         applies = {"applies": compiles_here} if family == "compile" else {}
-        table.append(Provider(
-            name, family, functools.partial(prepare, name=name, backend=backend), times,
-            layout=layout, baseline=i == 0, document=i == 0, **applies,
-        ))  # fmt: skip
+        table.append(
+            Provider(
+                name,
+                family,
+                functools.partial(prepare, name=name, backend=backend),
+                times,
+                layout=layout,
+                baseline=i == 0,
+                document=i == 0,
+                **applies,
+            )
+        )
 
 
 def compiles_here(workload: Workload, device: str) -> bool:

@@ -154,15 +154,19 @@ library_rows(
     PROVIDERS,
     _baseline,
     (
-        ("broadcast", "eager", "aten",
-         "document 002's broadcast ((x - c)^2).sum(-1), a (B, K, D) intermediate"),
+        (
+            "broadcast",
+            "eager",
+            "aten",
+            "document 002's broadcast ((x - c)^2).sum(-1), a (B, K, D) intermediate",
+        ),
         ("cdist_mm", "eager", "aten", "torch.cdist(use_mm_for_euclid_dist) ** 2"),
         ("cdist_exact", "eager", "aten", "torch.cdist(donot_use_mm_for_euclid_dist) ** 2"),
         ("expansion_mm", "eager", "aten", "||x||^2 + ||c||^2 - 2 x @ c.T by one addmm"),
         ("compile_broadcast", "compile", "inductor", "torch.compile of the broadcast formula"),
     ),
     layout="row-major",
-)  # fmt: skip
+)
 
 
 @provider(

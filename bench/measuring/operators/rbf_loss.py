@@ -117,7 +117,7 @@ library_rows(
         ("compile", "compile", "inductor", "torch.compile of the logsumexp form, fwd + bwd"),
     ),
     layout="row-major",
-)  # fmt: skip
+)
 
 
 @provider(
