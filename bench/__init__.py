@@ -1,7 +1,7 @@
-"""sepbench's harness, in floors that import only downward:
+"""sepbench's harness, in floors that import only downward (tests/test_layout.py checks it):
 
-formulas, errors, outdir, progress -> counting -> measuring -> experiments -> checking ->
-reporting -> commands, cli.
+errors, files, provenance, progress, formulas -> counting -> measuring -> experiments ->
+checking -> reporting -> commands, cli.
 """
 
 import logging

@@ -8,26 +8,19 @@ import argparse
 import os
 import time
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from bench.errors import Interrupted, UserError
-from bench.outdir import check_out_dir
+from bench.files import check_out_dir, write_csv_atomic
 from bench.progress import progress as progress_bar
 
-# What sepbench writes into each command's folder (bench.outdir: a non-empty folder holding none
-# of these was not made by sepbench, and is refused).
-REPORT_OURS = ("results.csv",)
+if TYPE_CHECKING:
+    from bench.experiments.recipes import TrainFlags
+
+# What sepbench writes into each command's folder (bench.files.check_out_dir: a non-empty folder
+# holding none of these was not made by sepbench, and is refused).
 TRAIN_OURS = ("metrics.csv", "checkpoint.pt")
 COMPARE_OURS = ("comparison.csv", "*/metrics.csv")
-
-
-def write_csv(df: pd.DataFrame, path: str) -> None:
-    """Write a table to ``path``, turning an unwritable path into a clear UserError."""
-    try:
-        df.to_csv(path, index=False)
-    except OSError as err:
-        raise UserError(f"cannot write CSV to {path!r}: {err.strerror or err}") from None
 
 
 def count(args: argparse.Namespace) -> int:
@@ -51,18 +44,15 @@ def count(args: argparse.Namespace) -> int:
     )
     print(format_table(df))
     if args.csv:
-        write_csv(df, args.csv)
+        write_csv_atomic(df, args.csv, make_parents=False)
         print(f"wrote {args.csv}")
     return 0
 
 
 def count_zoo(args: argparse.Namespace) -> int:
     """Every torchvision classification model against its documented num_params and _ops."""
-    import time
-
     from bench.counting.zoo import run_zoo, summary_line
-    from bench.measuring.provenance import REPO_ROOT
-    from bench.measuring.results import write_csv_atomic
+    from bench.provenance import REPO_ROOT
     from bench.reporting.zoo import write_zoo_report
 
     out = Path(args.out) if args.out else REPO_ROOT / "reports" / "counting"
@@ -113,18 +103,18 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def claims(args: argparse.Namespace) -> int:
-    from bench.checking.claims import (
+    from bench.checking.claims import evaluate_claims
+    from bench.checking.sources import (
         default_training_folder,
-        evaluate_claims,
-        load_results,
-        load_training,
-        load_training_epochs,
+        results_of,
+        training_epochs_of,
+        training_of,
     )
 
-    results = load_results(args.results) if args.results else None
+    results = results_of(args.results) if args.results else None
     folder = args.training or default_training_folder()
-    training = load_training(folder) if folder else None
-    epochs = load_training_epochs(folder) if folder else None
+    training = training_of(folder) if folder else None
+    epochs = training_epochs_of(folder) if folder else None
     if folder:
         print(f"training results from {folder}\n")
     df = evaluate_claims(results, training, epochs)
@@ -133,99 +123,47 @@ def claims(args: argparse.Namespace) -> int:
     counts = df["verdict"].value_counts()
     print("\n" + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "refuted", "untested")))
     if args.csv:
-        write_csv(df, args.csv)
+        write_csv_atomic(df, args.csv, make_parents=False)
         print(f"wrote {args.csv}")
     return 0
 
 
 def report(args: argparse.Namespace) -> int:
     """Measure the suites (or convert a pytest-benchmark file), then plots and summary.md."""
-    from bench.measuring import provenance, runner
     from bench.measuring.results import work_rows
-    from bench.measuring.suites import SUITES, build_suites
-    from bench.reporting.summary import write_report
+    from bench.measuring.suites import SUITES
+    from bench.reporting import pipeline
 
-    started = time.perf_counter()
-    size = args.size or "quick"
+    out = Path(args.out) if args.out else None
     if args.from_pytest_benchmark:
-        df, out = _convert_pytest_benchmark(args)
+        done = pipeline.convert_pytest_benchmark(Path(args.from_pytest_benchmark), out)
     else:
-        suites = args.suite or list(SUITES)
-        unknown = [s for s in suites if s not in SUITES]
-        if unknown:
-            raise UserError(f"unknown suite(s) {unknown}; choose from {', '.join(SUITES)}")
-        device = provenance.resolve_device(args.device)
-        out = check_out_dir(args.out or provenance.default_out(device), REPORT_OURS)
-        min_run_time, budget_s = runner.TIMER_SETTINGS[size]
-        df = runner.run(
-            build_suites(suites, size, device),
-            out,
-            device,
+        opts = pipeline.ReportOptions(
+            suites=tuple(args.suite or SUITES),
+            size=args.size or "quick",
+            device=args.device,
+            out=out,
             fresh=args.fresh,
-            size=size,
-            min_run_time=min_run_time,
-            budget_s=budget_s,
         )
-        if device == "cpu":  # what a GPU would execute, compiled here for sm_90
-            _compiled_figures(build_suites(suites, size, device), out)
-    paths = write_report(out, started=started)
+        done = pipeline.make_report(opts)
+    df = done.results
     work = work_rows(df)
     counts = ", ".join(f"{k} {v}" for k, v in work["status"].value_counts().items())
     print(
-        f"{len(work)} rows ({counts}) and {len(df) - len(work)} peak rows in {out / REPORT_OURS[0]}"
+        f"{len(work)} rows ({counts}) and {len(df) - len(work)} peak rows in "
+        f"{done.out / pipeline.REPORT_OURS[0]}"
     )
-    for p in paths:
+    for p in done.paths:
         print(f"wrote {p}")
-    print(f"report took {time.perf_counter() - started:.0f} s")
+    print(f"report took {done.seconds:.0f} s")
     return 0
-
-
-def _compiled_figures(workloads: list, out: Path) -> None:
-    """compiled.csv and compiled.png of the report's kernels for sm_90 (kernels compiled here,
-    cubins read here: no GPU involved); the summary gets a section from them."""
-    from bench.measuring.inspect import inspect_targets, report_targets
-    from bench.measuring.results import write_csv_atomic
-    from bench.reporting.plots import plot_compiled
-
-    start = time.perf_counter()
-    df = inspect_targets(report_targets(workloads), workers=2)
-    write_csv_atomic(df, out / "compiled.csv")
-    plot_compiled(df, out / "compiled.png")
-    print(
-        f"sm_90 figures of {df['kernel'].nunique()} kernels ({len(df)} configs) compiled in "
-        f"{time.perf_counter() - start:.0f} s"
-    )
-
-
-def _convert_pytest_benchmark(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
-    """Rows of a --benchmark-json file into OUT/results.csv (default runs/pytest-benchmark-
-    <device>/); a results.csv already there is moved aside, not overwritten."""
-    from bench.measuring import provenance
-    from bench.measuring.pytest_benchmark import rows_from_pytest_benchmark
-    from bench.measuring.results import write_csv_atomic
-    from bench.measuring.runner import move_aside
-
-    df = rows_from_pytest_benchmark(Path(args.from_pytest_benchmark))
-    devices = df["device"].dropna().unique()
-    name = str(devices[0]) if len(devices) else "unknown"
-    slug = provenance.device_slug("cpu" if not name.lower().startswith("nvidia") else "cuda", name)
-    out = check_out_dir(args.out or Path("runs") / f"pytest-benchmark-{slug}", REPORT_OURS)
-    csv = out / REPORT_OURS[0]
-    if csv.exists():
-        print(f"{csv} moved to {move_aside(csv).name}")
-    write_csv_atomic(df, csv)
-    return df, out
 
 
 def plot(args: argparse.Namespace) -> int:
     """Redraw the plots and summary of a report folder from its results.csv."""
-    from bench.reporting.summary import write_report
+    from bench.reporting.pipeline import redraw
 
-    out_dir = Path(args.dir)
-    if not out_dir.is_dir():
-        raise UserError(f"{out_dir} is not a directory; give a report folder like reports/cpu")
-    check_out_dir(out_dir, REPORT_OURS, flag="report folder")
-    for path in write_report(out_dir):
+    for path in redraw(Path(args.dir)):
         print(f"wrote {path}")
     return 0
 
@@ -233,7 +171,6 @@ def plot(args: argparse.Namespace) -> int:
 def inspect(args: argparse.Namespace) -> int:
     """Compile the kernels for GPU targets here and write compiled.csv / .png / .md."""
     from bench.measuring.inspect import DEFAULT_SUITES, DTYPES, KERNELS, inspect_kernels
-    from bench.measuring.results import write_csv_atomic
     from bench.reporting.compiled import write_compiled_summary
     from bench.reporting.plots import plot_compiled
 
@@ -261,10 +198,33 @@ def inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def train(args: argparse.Namespace) -> int:
-    from bench.experiments import train as tr
+def train_flags(args: argparse.Namespace) -> TrainFlags:
+    """The train / compare-training flags as the library's typed request."""
+    from bench.experiments.recipes import TrainFlags
 
-    cfg = tr.make_config(args, args.model)
+    return TrainFlags(
+        dataset=args.dataset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        device=args.device,
+        backend=args.backend,
+        data_dir=args.data_dir,
+        out=args.out,
+        resume=args.resume,
+        limit_train=args.limit_train,
+        download=args.download,
+    )
+
+
+def train(args: argparse.Namespace) -> int:
+    from bench.experiments import distributed
+    from bench.experiments import train as tr
+    from bench.experiments.recipes import make_config
+
+    cfg = make_config(train_flags(args), args.model)
     check_out_dir(cfg.out, TRAIN_OURS)
     try:
         result = tr.train(cfg)
@@ -273,9 +233,9 @@ def train(args: argparse.Namespace) -> int:
             f"interrupted; finished epochs are saved in {cfg.out}; rerun with --resume to go on"
         ) from None
     finally:
-        tr.finish_distributed()
+        distributed.finish_distributed()
     acc = result.test_accuracy
-    if tr.is_main_process():
+    if distributed.is_main_process():
         print(
             f"final test accuracy: {acc:.4f} ({100 * acc:.2f}%) after epoch "
             f"{int(result.metrics['epoch'].iloc[-1])}; metrics in {result.out / 'metrics.csv'}"
@@ -284,12 +244,12 @@ def train(args: argparse.Namespace) -> int:
 
 
 def compare_training(args: argparse.Namespace) -> int:
-    from bench.experiments import train as tr
+    from bench.experiments import pairs
 
     if args.out:  # the default, runs/compare-<pair>-<dataset>, is always a folder of ours
         check_out_dir(args.out, COMPARE_OURS)
     try:
-        done = tr.compare_pair(args)
+        done = pairs.compare_pair(args.pair, train_flags(args))
     except KeyboardInterrupt:
         raise Interrupted(
             "interrupted; each model's finished epochs are saved in its folder; rerun with "
@@ -315,7 +275,7 @@ def data(args: argparse.Namespace) -> int:
 def experiments(args: argparse.Namespace) -> int:
     """The seeded training set, then comparison.md and its plots."""
     from bench.experiments import seeded_runs
-    from bench.measuring.provenance import REPO_ROOT
+    from bench.provenance import REPO_ROOT
     from bench.reporting.experiments import write_experiments_report
 
     out = Path(args.out) if args.out else REPO_ROOT / "reports" / "experiments"

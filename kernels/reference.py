@@ -20,6 +20,29 @@ def apply_activation(x: torch.Tensor, activation: str | None) -> torch.Tensor:
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
 
 
+def fold_batchnorm(
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    conv_bias: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm after a convolution as ``conv(x) * scale + shift``: the dw_scale /
+    dw_shift (or pw_scale / pw_shift) of kernels.dwsep_block. ``conv_bias`` is the conv's own
+    bias, folded in too. Computed in float32 or wider (float64 statistics stay float64)."""
+    wide = torch.promote_types(var.dtype, torch.float32)
+    scale = torch.rsqrt(var.to(wide) + eps)
+    if weight is not None:
+        scale = scale * weight.to(wide)
+    shift = -mean.to(wide) * scale
+    if conv_bias is not None:
+        shift = shift + conv_bias.to(wide) * scale
+    if bias is not None:
+        shift = shift + bias.to(wide)
+    return scale, shift
+
+
 def dwsep_reference(
     x: torch.Tensor,
     dw_weight: torch.Tensor,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from kernels.reference import apply_activation
+from kernels.reference import apply_activation, fold_batchnorm
 
 BACKENDS = ("torch", "compile", "triton")
 
@@ -155,12 +155,6 @@ def fold_batch_norm(
     """(scale, shift) in float32 with bn(conv(x) + bias) == conv(x) * scale + shift in eval."""
     if bn is None:
         return None, None if conv_bias is None else conv_bias.float()
-    scale = torch.rsqrt(bn.running_var.float() + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight.float()
-    shift = -bn.running_mean.float() * scale
-    if conv_bias is not None:
-        shift = shift + conv_bias.float() * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias.float()
-    return scale, shift
+    return fold_batchnorm(
+        bn.running_mean.float(), bn.running_var.float(), bn.weight, bn.bias, bn.eps, conv_bias
+    )

@@ -275,7 +275,7 @@ def test_lenet_speed_loss_and_cpu_minutes():
 
 
 def test_claims_reads_the_experiments_folder_by_default(tmp_path, monkeypatch, capsys):
-    from bench.checking import claims
+    from bench.checking import sources
     from bench.cli import main
 
     folder = tmp_path / "reports" / "experiments"
@@ -283,7 +283,7 @@ def test_claims_reads_the_experiments_folder_by_default(tmp_path, monkeypatch, c
     _comparison(lenet5={"dataset": "mnist", "test_accuracy": [0.988, 0.99]}).to_csv(
         folder / "comparison.csv", index=False
     )
-    monkeypatch.setattr(claims, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(sources, "REPO_ROOT", tmp_path)
     assert main(["claims", "--csv", str(tmp_path / "c.csv")]) == 0
     assert f"training results from {folder}" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "c.csv").set_index("claim_id")

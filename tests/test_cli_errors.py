@@ -15,7 +15,7 @@ import pytest
 from test_report import fixture_frame
 
 from bench.cli import main
-from bench.measuring.results import write_csv_atomic
+from bench.files import write_csv_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -148,13 +148,13 @@ def nothing_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The measuring and training entry points fail the test if reached, so a command that does
     not refuse its --out fails here instead of writing into / or the home folder (the home
     folder is a temporary one besides). Returns that home."""
-    from bench.experiments import train
+    from bench.experiments import pairs, train
     from bench.measuring import runner
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the command went on to write into a folder it should refuse")
 
-    for module, name in ((runner, "run"), (train, "train"), (train, "compare_pair")):
+    for module, name in ((runner, "run"), (train, "train"), (pairs, "compare_pair")):
         monkeypatch.setattr(module, name, must_not_run)
     home = tmp_path / "home"
     home.mkdir()
@@ -237,13 +237,13 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path: Path) -> None:
 def test_ctrl_c_in_training_says_how_to_go_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, capsys
 ) -> None:
-    from bench.experiments import train
+    from bench.experiments import pairs, train
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train, "train", interrupted)
-    monkeypatch.setattr(train, "compare_pair", interrupted)
+    monkeypatch.setattr(pairs, "compare_pair", interrupted)
     assert main([*COMMANDS[command], "--out", str(tmp_path / "run")]) == 130
     err = capsys.readouterr().err
     assert err.startswith(f"sepbench {command}: interrupted; ") and "--resume" in err

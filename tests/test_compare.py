@@ -177,8 +177,8 @@ def _bad_inputs(tmp: Path, results: pd.DataFrame) -> dict[str, tuple[Path, str]]
     (tmp / "bad.json").write_text("{not json")
     return {
         "missing": (tmp / "nope.csv", "no such file or folder"),
-        "binary": (tmp / "binary.csv", "a binary file, not a CSV"),
-        "empty": (tmp / "empty.csv", "not a readable CSV"),
+        "binary": (tmp / "binary.csv", "is not a CSV: binary data"),
+        "empty": (tmp / "empty.csv", "is empty"),
         "folder": (tmp / "folder", "without results.csv"),
         "columns": (tmp / "nop50.csv", "missing columns latency_ms_p50"),
         "suites": (tmp / "suite.csv", "runs of different suites"),

@@ -11,7 +11,9 @@ from tolerances import tolerance
 
 import kernels
 from bench.measuring.operators import DWSEP
-from bench.measuring.operators.dwsep_baselines import build_baselines, depthwise_conv_backend
+from bench.measuring.operators.dwsep import DwsepInputs
+from bench.measuring.operators.dwsep_modules import block_modules, depthwise_conv_backend
+from bench.measuring.suites import DwsepShape, Workload
 from kernels import _runtime
 from kernels.dwsep import DTYPES
 from kernels.reference import dwsep_reference
@@ -324,38 +326,47 @@ def test_inputs_that_need_grad_are_refused_with_a_clear_error() -> None:
 
 # ---- the baselines the harness times ------------------------------------------------------
 
-PROVIDER_NAMES = DWSEP.names("eager", "compile")
 EAGER_NAMES = DWSEP.names("eager")
 KNOWN_BACKENDS = {"cudnn", "native-depthwise", "oneDNN", "aten-cpu", "inductor"}
-PROVIDER_CASE = Case(
-    2, 7, 13, 9, 11, k=5, stride=2, activation="relu6", pw_activation="relu", gain=4.0
-)
+PROVIDER_SHAPE = DwsepShape(7, 13, 5, 2, 9, 11, activation="relu6", pw_activation="relu")
 
 
-def _provider_check(name: str, bn_modules: bool = True, case: Case = PROVIDER_CASE) -> str:
+def _provider_check(name: str, dtype: torch.dtype = F32) -> str:
+    """Provider ``name`` as the runner prepares it, on inputs pushed past relu6's clamp, against
+    the operator's float64 oracle (the unfused block, BN folded, independent of the modules)."""
+    inputs = DwsepInputs.random(PROVIDER_SHAPE, 2)
+    inputs = replace(inputs, x=inputs.x * 4.0)
+    workload = Workload("test", PROVIDER_SHAPE, 2)
+    prepared = DWSEP.prepare(name, workload, "cpu", dtype, inputs)
+    assert prepared.backend in KNOWN_BACKENDS
+    out = prepared.fn()
+    fmt = torch.channels_last if DWSEP.get(name).layout == "nhwc" else torch.contiguous_format
+    assert out.is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(out.double(), prepared.oracle(), **tolerance(dtype))
+    return prepared.backend
+
+
+@pytest.mark.parametrize("name", EAGER_NAMES)
+def test_eager_providers_match_reference(name: str) -> None:
+    _provider_check(name)
+
+
+def test_eager_providers_bfloat16() -> None:
+    for name in EAGER_NAMES:
+        _provider_check(name, BF16)
+
+
+@pytest.mark.parametrize("fold", [False, True], ids=["bn-modules", "folded"])
+@pytest.mark.parametrize("affine", ["shifts", "scales", "none"])
+def test_block_modules_with_partial_affine(fold: bool, affine: str) -> None:
+    """The modules behind the eager baselines for every subset of scale/shift."""
+    case = Case(2, 7, 13, 9, 11, k=5, stride=2, activation="relu6", affine=affine, gain=4.0)
     (x, dw_weight, pw_weight), kwargs = make_inputs(case, device="cpu")
-    providers = build_baselines(dw_weight, pw_weight, bn_modules=bn_modules, **kwargs)
-    assert list(providers) == PROVIDER_NAMES
-    provider = providers[name]
-    assert provider.backend in KNOWN_BACKENDS
-    out = provider.fn(x.contiguous(memory_format=provider.memory_format))
-    assert out.is_contiguous(memory_format=provider.memory_format)
+    module = block_modules(dw_weight, pw_weight, fold=fold, **kwargs)
     double = {k: v.double() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
     ref = dwsep_reference(x.double(), dw_weight.double(), pw_weight.double(), **double)
-    torch.testing.assert_close(out.double(), ref, **tolerance(case.dtype))
-    return provider.backend
-
-
-@pytest.mark.parametrize("bn_modules", [True, False], ids=["bn-modules", "mul-add"])
-@pytest.mark.parametrize("name", EAGER_NAMES)
-def test_eager_providers_match_reference(name: str, bn_modules: bool) -> None:
-    _provider_check(name, bn_modules)
-
-
-def test_eager_providers_bfloat16_and_partial_affine() -> None:
-    case = replace(PROVIDER_CASE, dtype=BF16, affine="shifts", pw_activation=None)
-    for name in EAGER_NAMES:
-        _provider_check(name, case=case)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x).double(), ref, **tolerance(case.dtype))
 
 
 def test_compile_default_provider_matches_reference() -> None:

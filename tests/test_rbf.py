@@ -11,9 +11,10 @@ import torch
 from tolerances import tolerance
 
 import kernels
-from bench.measuring.operators import RBF, RBF_LOSS
-from bench.measuring.operators.rbf_distance import distance_baselines
-from bench.measuring.operators.rbf_loss import doc002_loss, loss_baselines
+from bench.measuring.operators import RBF, RBF_LOSS, Operator, Prepared
+from bench.measuring.operators.rbf_distance import RbfInputs
+from bench.measuring.operators.rbf_loss import doc002_loss
+from bench.measuring.suites import RbfShape, Workload
 from kernels import _runtime
 from kernels.reference import rbf_distance_reference, rbf_loss_reference
 
@@ -32,6 +33,22 @@ DEVICE = "cpu" if _runtime.INTERPRET else "cuda"
 def _randn(*shape: int, seed: int, offset: float = 0.0, scale: float = 1.0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return (torch.randn(shape, generator=gen, dtype=torch.float64) * scale + offset).to(DEVICE)
+
+
+def _provider(
+    op: Operator,
+    name: str,
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    target: torch.Tensor | None = None,
+) -> Prepared:
+    """Provider ``name`` of ``op`` prepared on these inputs (their float64 values are the
+    oracle's), as the runner prepares it."""
+    b, d, k = x.shape[0], x.shape[1], centers.shape[0]
+    target = torch.zeros(b, dtype=torch.long, device=DEVICE) if target is None else target
+    workload = Workload("test", RbfShape(b, d, k, loss=op is RBF_LOSS), b)
+    inputs = RbfInputs(x.double(), centers.double(), target)
+    return op.prepare(name, workload, DEVICE, x.dtype, inputs)
 
 
 def _max_rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
@@ -74,8 +91,7 @@ def test_plain_expansion_fails_far_from_origin(baseline):
     x = _randn(37, 20, seed=1, offset=FAR_OFFSET).float()
     centers = _randn(13, 20, seed=2, offset=FAR_OFFSET).float()
     ref = rbf_distance_reference(x.double(), centers.double())
-    fn = distance_baselines(centers)[baseline]
-    assert _max_rel_err(fn(x), ref) > 100 * FAR_RTOL
+    assert _max_rel_err(_provider(RBF, baseline, x, centers).fn(), ref) > 100 * FAR_RTOL
 
 
 @pytest.mark.parametrize("offset", [0.0, FAR_OFFSET])
@@ -259,11 +275,11 @@ def test_target_of_shape_b_by_1_is_accepted():
 def test_distance_baselines_match_float64():
     x, centers = _randn(9, 20, seed=23).float(), _randn(5, 20, seed=24).float()
     ref = rbf_distance_reference(x.double(), centers.double())
-    providers = distance_baselines(centers)
-    assert list(providers) == RBF.names("eager", "compile")
     for name in RBF.names("eager"):  # compile_broadcast: in the slow test below
-        got = providers[name](x).double()
+        prepared = _provider(RBF, name, x, centers)
+        got = prepared.fn().double()
         torch.testing.assert_close(got, ref, **tolerance(x.dtype), msg=name)
+        torch.testing.assert_close(prepared.oracle(), ref, rtol=1e-12, atol=0, msg=name)
 
 
 def test_loss_baselines_match_float64():
@@ -271,23 +287,23 @@ def test_loss_baselines_match_float64():
     target = torch.arange(7, device=DEVICE) % 10
     x = _randn(7, 12, seed=26).float()
     ref = rbf_loss_reference(x.double(), centers.double(), target)
-    providers = loss_baselines(centers, target)
-    assert list(providers) == RBF_LOSS.names("eager", "compile")
     for name in RBF_LOSS.names("eager"):
-        got = providers[name](x).double()
+        prepared = _provider(RBF_LOSS, name, x, centers, target)
+        got = prepared.fn().double()
         torch.testing.assert_close(got, ref, **tolerance(x.dtype), msg=name)
+        torch.testing.assert_close(prepared.oracle(), ref, rtol=1e-12, atol=0, msg=name)
 
 
 @pytest.mark.slow
 def test_compiled_baselines_match_float64():
     x, centers = _randn(9, 20, seed=27).float(), _randn(5, 20, seed=28).float()
     target = torch.arange(9, device=DEVICE) % 5
-    dist = distance_baselines(centers)[RBF.names("compile")[0]]
-    loss = loss_baselines(centers, target)[RBF_LOSS.names("compile")[0]]
+    dist = _provider(RBF, RBF.names("compile")[0], x, centers).fn()
+    loss = _provider(RBF_LOSS, RBF_LOSS.names("compile")[0], x, centers, target).fn()
     ref = rbf_distance_reference(x.double(), centers.double())
-    torch.testing.assert_close(dist(x).double(), ref, **tolerance(x.dtype))
+    torch.testing.assert_close(dist.double(), ref, **tolerance(x.dtype))
     ref_loss = rbf_loss_reference(x.double(), centers.double(), target)
-    torch.testing.assert_close(loss(x).double(), ref_loss, **tolerance(x.dtype))
+    torch.testing.assert_close(loss.double(), ref_loss, **tolerance(x.dtype))
 
 
 # ---------------------------------------------------------------------------------- models

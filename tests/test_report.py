@@ -10,18 +10,19 @@ import pytest
 
 from bench import commands, formulas
 from bench.errors import UserError
-from bench.measuring.operators import OPERATORS, provider_table
-from bench.measuring.results import COLUMNS, PEAKS_SUITE, add_derived, write_csv_atomic
-from bench.measuring.suites import HEADLINE_ID
+from bench.files import write_csv_atomic
+from bench.measuring.operators import OPERATORS, baseline_of, provider_table
+from bench.measuring.results import COLUMNS, PEAKS_SUITE, add_derived
+from bench.measuring.suites import HEADLINE_ID, kind_of_workload_id
 from bench.reporting import plots, summary
 
-BASELINES = {"documents": "standard_conv", "models": "torch"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 STD_MACS = formulas.conv2d(128, 256, 3, 32).macs  # 301,989,888 (document 001)
 SEP_MACS = formulas.depthwise_separable(128, 256, 3, 32).macs  # 34,734,080
 
 
-def _row(suite, workload, provider, latency, *, macs=1e6, status="ok", baseline=None, **kw):
+def _row(suite, workload, provider, latency, *, macs=1e6, status="ok", **kw):
+    kind = None if suite == PEAKS_SUITE else kind_of_workload_id(workload)
     return {
         "suite": suite,
         "workload": workload,
@@ -42,7 +43,8 @@ def _row(suite, workload, provider, latency, *, macs=1e6, status="ok", baseline=
         "size": "quick",
         "timestamp": "2026-01-01T00:00:00+00:00",
         "max_rel_err": 1e-7,
-        "baseline": baseline or BASELINES.get(suite, "broadcast"),
+        "kind": kind,
+        "baseline": baseline_of(kind) if kind else None,
         **kw,
     }
 
@@ -79,9 +81,7 @@ def fixture_frame(fused_latency: float | None = None) -> pd.DataFrame:
         _row("rbf", "rbf_b256_d84_k10", "mm_same_size", 0.01, macs=215040),
         _row("rbf", "rbf_b1024_d84_k1000", "broadcast", 9.0, macs=86016000),
         _row("rbf", "rbf_b1024_d84_k1000", "mm_same_size", 0.9, macs=86016000),
-        _row(
-            "rbf", "rbfloss_b256_d84_k10", "doc002_eager", 0.2, macs=645120, baseline="doc002_eager"
-        ),
+        _row("rbf", "rbfloss_b256_d84_k10", "doc002_eager", 0.2, macs=645120),
         _row("models", "lenet5", "torch", 0.4),
         _row("models", "lenet5_dw", "torch", 0.5),
         _row("models", "lenet5_dw", "triton", None, status="interpreter"),
@@ -172,26 +172,14 @@ def _lenet_and_models_frame() -> pd.DataFrame:
     rows = [
         _row("peaks", "copy_bandwidth", "tensor_copy", None, gbps=20.0, macs=None),
         _row("peaks", "matmul_rate", "torch_mm", None, tflops=0.2, macs=None),
-        _row("lenet", "dwsep_1_6_k5_s1_32x32_p0", "standard_conv", 0.04, baseline="standard_conv"),
-        _row("lenet", "dwsep_1_6_k5_s1_32x32_p0", "eager_nchw", 0.08, baseline="standard_conv"),
-        _row(
-            "lenet",
-            "dwsep_averylongworkloadname_x_y_z_32x32_p0",
-            "standard_conv",
-            0.04,
-            baseline="standard_conv",
-        ),
-        _row(
-            "lenet",
-            "dwsep_averylongworkloadname_x_y_z_32x32_p0",
-            "eager_nchw",
-            0.01,
-            baseline="standard_conv",
-        ),
+        _row("lenet", "dwsep_1_6_k5_s1_32x32_p0", "standard_conv", 0.04),
+        _row("lenet", "dwsep_1_6_k5_s1_32x32_p0", "eager_nchw", 0.08),
+        _row("lenet", "dwsep_averylongworkloadname_x_y_z_32x32_p0", "standard_conv", 0.04),
+        _row("lenet", "dwsep_averylongworkloadname_x_y_z_32x32_p0", "eager_nchw", 0.01),
         _row("lenet", "rbf_b1_d84_k10", "broadcast", 0.02),
         _row("lenet", "rbf_b1_d84_k10", "cdist_mm", 0.03),
-        _row("lenet", "rbfloss_b1_d84_k10", "doc002_eager", 0.2, baseline="doc002_eager"),
-        _row("lenet", "rbfloss_b1_d84_k10", "eager_stable", 0.1, baseline="doc002_eager"),
+        _row("lenet", "rbfloss_b1_d84_k10", "doc002_eager", 0.2),
+        _row("lenet", "rbfloss_b1_d84_k10", "eager_stable", 0.1),
         _row("models", "cifar_cnn", "torch", 9.5),
         _row("models", "cifar_cnn", "naive_host_clock", 12.0),
         _row("models", "cifar_cnn_dw", "torch", 8.8),
@@ -218,7 +206,7 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> dict:
 def test_speedup_panels_hold_one_baseline_each_and_bars_grow_from_1x(tmp_path, drawn) -> None:
     df = _lenet_and_models_frame()
     panels = plots.speedup_panels(df)
-    assert [(suite, base) for suite, base, _ in panels] == [
+    assert [(suite, OPERATORS[kind].baseline.name) for suite, kind, _ in panels] == [
         ("lenet", "standard_conv"),
         ("lenet", "broadcast"),
         ("lenet", "doc002_eager"),

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import commands
+from bench import commands, provenance
 from bench.errors import Interrupted, UserError
-from bench.measuring import provenance, runner, timing
+from bench.measuring import runner, timing
 from bench.measuring.operators import Case, Prepared, Provider, Unavailable
 from bench.measuring.pytest_benchmark import rows_from_pytest_benchmark
 from bench.measuring.results import COLUMNS, KEY, PEAKS_SUITE

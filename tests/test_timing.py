@@ -8,7 +8,8 @@ import time
 import pytest
 import torch
 
-from bench.measuring import provenance, roofline, timing
+from bench import provenance
+from bench.measuring import roofline, timing
 
 SLEEP_MS = 10.0
 

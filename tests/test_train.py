@@ -15,10 +15,11 @@ import torch
 from test_datasets import pin_mnist, write_mnist
 from torch import nn
 
-from bench.cli import build_parser, main
+from bench.cli import main
 from bench.errors import UserError
 from bench.experiments import train as tr
-from bench.measuring.provenance import device_name
+from bench.experiments.recipes import CHECKPOINT, TrainConfig, TrainFlags, make_config
+from bench.provenance import device_name
 from models.registry import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +58,8 @@ class TinyNet(nn.Module):
 TINY = ModelSpec("tiny", "test_train:TinyNet", (1, 32, 32), "tests", "stand-in for resume tests")
 
 
-def _tiny_config(out: Path, **changes) -> tr.TrainConfig:
-    cfg = tr.TrainConfig(
+def _tiny_config(out: Path, **changes) -> TrainConfig:
+    cfg = TrainConfig(
         model="tiny",
         dataset="digits",
         epochs=3,
@@ -75,15 +76,15 @@ def _tiny_config(out: Path, **changes) -> tr.TrainConfig:
     return dataclasses.replace(cfg, **changes)
 
 
-def _args(*argv: str):
-    return build_parser().parse_args(["train", "--model", "lenet5", *argv])
+def _flags(**flags) -> TrainFlags:
+    return TrainFlags(**flags)
 
 
 # ---------------------------------------------------------------------------------- recipes
 
 
 def test_recipes_follow_the_documents(tmp_path: Path) -> None:
-    cifar = tr.make_config(_args("--dataset", "cifar10"), "cifar_cnn_dw")
+    cifar = make_config(_flags(dataset="cifar10"), "cifar_cnn_dw")
     assert (cifar.optimizer, cifar.lr, cifar.momentum, cifar.weight_decay) == (
         "sgd",
         0.1,
@@ -91,19 +92,19 @@ def test_recipes_follow_the_documents(tmp_path: Path) -> None:
         1e-4,
     )
     assert (cifar.batch_size, cifar.epochs, cifar.loss) == (128, 10, "cross_entropy")
-    lenet = tr.make_config(_args("--dataset", "mnist"), "lenet5")
+    lenet = make_config(_flags(dataset="mnist"), "lenet5")
     assert (lenet.optimizer, lenet.lr, lenet.batch_size, lenet.epochs) == ("adam", 1e-3, 100, 10)
     assert lenet.out == str(Path("runs") / "lenet5-mnist")
-    assert tr.make_config(_args("--dataset", "mnist"), "lenet5_paper_dw").loss == "rbf"
-    switched = tr.make_config(_args("--optimizer", "sgd", "--dataset", "digits"), "lenet5")
+    assert make_config(_flags(dataset="mnist"), "lenet5_paper_dw").loss == "rbf"
+    switched = make_config(_flags(optimizer="sgd", dataset="digits"), "lenet5")
     assert (switched.optimizer, switched.lr, switched.momentum) == ("sgd", 0.01, 0.9)
 
 
 def test_default_dataset_falls_back_to_digits_and_says_so(tmp_path: Path) -> None:
-    absent = tr.make_config(_args("--data-dir", str(tmp_path)), "lenet5")
+    absent = make_config(_flags(data_dir=str(tmp_path)), "lenet5")
     assert absent.dataset == "digits" and "digits" in absent.note
     write_mnist(tmp_path, n_train=2, n_test=2)
-    present = tr.make_config(_args("--data-dir", str(tmp_path)), "lenet5")
+    present = make_config(_flags(data_dir=str(tmp_path)), "lenet5")
     assert present.dataset == "mnist" and present.note is None
 
 
@@ -178,7 +179,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path) -> None:
     cut = _tiny_config(tmp_path / "cut")
     with pytest.raises(KeyboardInterrupt):
         tr.train(cut, spec=TINY, progress=False, on_batch=interrupt)
-    assert torch.load(tmp_path / "cut" / tr.CHECKPOINT, weights_only=True)["epoch"] == 1
+    assert torch.load(tmp_path / "cut" / CHECKPOINT, weights_only=True)["epoch"] == 1
     epochs_run = set()
     resumed = tr.train(
         dataclasses.replace(cut, resume=True),

@@ -1,5 +1,5 @@
-"""What a claim's check reads (Evidence) and returns (Outcome), shared by bench.checking.claims and
-bench.checking.training_claims."""
+"""What a claim's check reads (Evidence) and returns (Outcome), and ``@claim``, which declares a
+claim on the check that judges it (bench.checking.document_claims, training_claims)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,30 @@ class Claim:
     statement: str
     claimed: str
     check: Callable[[Evidence], Outcome]
+
+    @property
+    def module(self) -> str:
+        """The module that declares it (which kind of evidence it reads)."""
+        return self.check.__module__
+
+
+# Every declared claim, in declaration order (bench.checking.claims imports the modules that
+# declare them, in the order the verdict table lists them).
+CLAIMS: list[Claim] = []
+
+
+def claim(
+    claim_id: str, document: str, *, statement: str, claimed: str
+) -> Callable[[Callable[[Evidence], Outcome]], Callable[[Evidence], Outcome]]:
+    """Declare the decorated check as the judge of one claim of ``document``."""
+
+    def register(check: Callable[[Evidence], Outcome]) -> Callable[[Evidence], Outcome]:
+        if any(c.claim_id == claim_id for c in CLAIMS):
+            raise ValueError(f"claim {claim_id!r} declared twice")
+        CLAIMS.append(Claim(claim_id, document, statement, claimed, check))
+        return check
+
+    return register
 
 
 def verdict(ok: bool) -> str:

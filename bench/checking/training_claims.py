@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.checking.evidence import Claim, Evidence, Outcome, untested, verdict
+from bench.checking.evidence import Evidence, Outcome, claim, untested, verdict
 from bench.experiments.seed_stats import Spread, difference, spread
 
 SLACK = 0.005  # half a point: "about 98-99%" is whatever rounds to 98 or 99
@@ -95,6 +95,15 @@ def _step_time(rows: pd.DataFrame) -> pd.Series:
 # ----------------------------------------------------------------------------- document 001
 
 
+@claim(
+    "cifar-accuracy",
+    "001",
+    statement=(
+        "After 10 epochs on CIFAR-10 the standard CNN reaches about 70-75% test accuracy, the"
+        " depthwise CNN about 68-73%."
+    ),
+    claimed="70-75%; 68-73%",
+)
 def check_cifar_accuracy(ev: Evidence) -> Outcome:
     method = "test accuracy after training on CIFAR-10, over seeds (comparison.csv)"
     pair = pair_of(ev, CIFAR, ("cifar10",))
@@ -129,6 +138,12 @@ def _gap_text(ev: Evidence) -> str:
     return difference(pair[0]["test_accuracy"], pair[1]["test_accuracy"]).text(100, " points")
 
 
+@claim(
+    "cifar-accuracy-gap",
+    "001",
+    statement="Depthwise separable convolution costs 1-3 points of accuracy.",
+    claimed="1-3 points",
+)
 def check_cifar_gap(ev: Evidence) -> Outcome:
     method = "standard minus depthwise test accuracy on CIFAR-10, over seeds, Welch's t-test"
     missing, gap, real = _accuracy_gap(ev, method)
@@ -143,6 +158,12 @@ def check_cifar_gap(ev: Evidence) -> Outcome:
     return Outcome(_gap_text(ev), method, verdict(ok), note)
 
 
+@claim(
+    "cifar-accuracy-comparable",
+    "001",
+    statement="The depthwise CNN's accuracy is comparable to the standard CNN's or slightly lower.",
+    claimed="comparable or slightly lower",
+)
 def check_cifar_comparable(ev: Evidence) -> Outcome:
     method = "standard minus depthwise test accuracy on CIFAR-10, over seeds, Welch's t-test"
     missing, gap, real = _accuracy_gap(ev, method)
@@ -153,6 +174,12 @@ def check_cifar_comparable(ev: Evidence) -> Outcome:
     return Outcome(_gap_text(ev), method, verdict(ok), note)
 
 
+@claim(
+    "cifar-train-speed",
+    "001",
+    statement="The depthwise CNN trains 30-50% faster.",
+    claimed="30-50% faster",
+)
 def check_cifar_speed(ev: Evidence) -> Outcome:
     method = "seconds per training step at batch 128, document 001's recipe, over seeds"
     pair = pair_of(ev, CIFAR, ("synthetic", "cifar10"))
@@ -177,6 +204,12 @@ def check_cifar_speed(ev: Evidence) -> Outcome:
     )
 
 
+@claim(
+    "cifar-train-memory",
+    "001",
+    statement="The depthwise CNN uses less memory than the standard CNN.",
+    claimed="lower",
+)
 def check_cifar_memory(ev: Evidence) -> Outcome:
     method = "peak memory of a training run (cifar_steps group), over seeds"
     pair = pair_of(ev, CIFAR, ("synthetic", "cifar10"))
@@ -197,6 +230,31 @@ def check_cifar_memory(ev: Evidence) -> Outcome:
     )
 
 
+@claim(
+    "lenet-dw-faster",
+    "000",
+    statement="Making LeNet-5's convolutions depthwise-separable makes it significantly faster.",
+    claimed="faster",
+)
+def check_lenet_dw_faster(ev: Evidence) -> Outcome:
+    method = "seconds per training step, lenet5_dw vs lenet5 on MNIST, over seeds"
+    pair = pair_of(ev, LENET, ("mnist",))
+    if pair is None:
+        return untested(_EXPERIMENTS, method)
+    few = _too_few_seeds(pair, method, _EXPERIMENTS)
+    if few:
+        return few
+    t_std, t_dw = (spread(_step_time(rows)) for rows in pair)
+    d = difference(_step_time(pair[1]), _step_time(pair[0]))
+    return Outcome(
+        f"{t_dw.mean / t_std.mean:.2f}x the standard's time per step",
+        method + f" on {pair[0]['device'].iloc[0]}",
+        verdict(d.beyond_noise and d.delta < 0),
+        f"rule: less time per step beyond the seed-to-seed noise; standard "
+        f"{t_std.text(unit=' s', digits=4)}, depthwise {t_dw.text(unit=' s', digits=4)}",
+    )
+
+
 # ------------------------------------------------------------------------ documents 000, 003
 
 
@@ -211,14 +269,32 @@ def _lenet_accuracy(ev: Evidence, lo: float, hi: float) -> Outcome:
     return Outcome(s.text(100, "%"), method, verdict(ok), f"after {epochs} epochs; {rule}")
 
 
+@claim(
+    "lenet-accuracy",
+    "003",
+    statement="LeNet-5 reaches about 98-99% MNIST test accuracy after 10 epochs.",
+    claimed="98-99%",
+)
 def check_lenet_accuracy(ev: Evidence) -> Outcome:
     return _lenet_accuracy(ev, 0.98, 0.99)
 
 
+@claim(
+    "lenet-accuracy-99",
+    "003",
+    statement="Trained properly (10-20 epochs), LeNet-5 reaches about 99% on the MNIST test set.",
+    claimed="~99%",
+)
 def check_lenet_99(ev: Evidence) -> Outcome:
     return _lenet_accuracy(ev, 0.99, 0.99)
 
 
+@claim(
+    "lenet-loss-decreases",
+    "003",
+    statement="The training loss decreases over the epochs.",
+    claimed="decreasing",
+)
 def check_loss_decreases(ev: Evidence) -> Outcome:
     method = "training loss per epoch of lenet5 on MNIST, mean over seeds (runs/*.csv)"
     e = ev.training_epochs
@@ -241,6 +317,12 @@ def check_loss_decreases(ev: Evidence) -> Outcome:
     )
 
 
+@claim(
+    "lenet-cpu-minutes",
+    "003",
+    statement="Training LeNet-5 on MNIST takes a few minutes on a modern CPU.",
+    claimed="a few minutes",
+)
 def check_cpu_minutes(ev: Evidence) -> Outcome:
     method = "training time of lenet5's 10 MNIST epochs on a CPU, over seeds"
     rows = runs_of(ev, "lenet5", ("mnist",))
@@ -260,25 +342,15 @@ def check_cpu_minutes(ev: Evidence) -> Outcome:
     )
 
 
-def check_lenet_dw_faster(ev: Evidence) -> Outcome:
-    method = "seconds per training step, lenet5_dw vs lenet5 on MNIST, over seeds"
-    pair = pair_of(ev, LENET, ("mnist",))
-    if pair is None:
-        return untested(_EXPERIMENTS, method)
-    few = _too_few_seeds(pair, method, _EXPERIMENTS)
-    if few:
-        return few
-    t_std, t_dw = (spread(_step_time(rows)) for rows in pair)
-    d = difference(_step_time(pair[1]), _step_time(pair[0]))
-    return Outcome(
-        f"{t_dw.mean / t_std.mean:.2f}x the standard's time per step",
-        method + f" on {pair[0]['device'].iloc[0]}",
-        verdict(d.beyond_noise and d.delta < 0),
-        f"rule: less time per step beyond the seed-to-seed noise; standard "
-        f"{t_std.text(unit=' s', digits=4)}, depthwise {t_dw.text(unit=' s', digits=4)}",
-    )
-
-
+@claim(
+    "lenet-paper-0.95",
+    "1998",
+    statement=(
+        "LeNet-5 reaches 0.95% test error on MNIST without distortions (LeCun et al. 1998; "
+        "the reference figure)."
+    ),
+    claimed="0.95% error",
+)
 def check_paper_error(ev: Evidence) -> Outcome:
     method = "test error of lenet5_paper (the paper's network, RBF output and loss) on MNIST"
     rows = runs_of(ev, "lenet5_paper", ("mnist",))
@@ -293,86 +365,3 @@ def check_paper_error(ev: Evidence) -> Outcome:
         f"rule: holds unless the error is significantly above 0.95% (lower end of the 95% "
         f"interval: {low:.2%}); {PAPER_RECIPE}",
     )
-
-
-TRAINING: list[Claim] = [
-    Claim(
-        "cifar-accuracy",
-        "001",
-        "After 10 epochs on CIFAR-10 the standard CNN reaches about "
-        "70-75% test accuracy, the depthwise CNN about 68-73%.",
-        "70-75%; 68-73%",
-        check_cifar_accuracy,
-    ),
-    Claim(
-        "cifar-accuracy-gap",
-        "001",
-        "Depthwise separable convolution costs 1-3 points of accuracy.",
-        "1-3 points",
-        check_cifar_gap,
-    ),
-    Claim(
-        "cifar-accuracy-comparable",
-        "001",
-        "The depthwise CNN's accuracy is comparable to the standard CNN's or slightly lower.",
-        "comparable or slightly lower",
-        check_cifar_comparable,
-    ),
-    Claim(
-        "cifar-train-speed",
-        "001",
-        "The depthwise CNN trains 30-50% faster.",
-        "30-50% faster",
-        check_cifar_speed,
-    ),
-    Claim(
-        "cifar-train-memory",
-        "001",
-        "The depthwise CNN uses less memory than the standard CNN.",
-        "lower",
-        check_cifar_memory,
-    ),
-    Claim(
-        "lenet-dw-faster",
-        "000",
-        "Making LeNet-5's convolutions depthwise-separable makes it significantly faster.",
-        "faster",
-        check_lenet_dw_faster,
-    ),
-    Claim(
-        "lenet-accuracy",
-        "003",
-        "LeNet-5 reaches about 98-99% MNIST test accuracy after 10 epochs.",
-        "98-99%",
-        check_lenet_accuracy,
-    ),
-    Claim(
-        "lenet-accuracy-99",
-        "003",
-        "Trained properly (10-20 epochs), LeNet-5 reaches about 99% on the MNIST test set.",
-        "~99%",
-        check_lenet_99,
-    ),
-    Claim(
-        "lenet-loss-decreases",
-        "003",
-        "The training loss decreases over the epochs.",
-        "decreasing",
-        check_loss_decreases,
-    ),
-    Claim(
-        "lenet-cpu-minutes",
-        "003",
-        "Training LeNet-5 on MNIST takes a few minutes on a modern CPU.",
-        "a few minutes",
-        check_cpu_minutes,
-    ),
-    Claim(
-        "lenet-paper-0.95",
-        "1998",
-        "LeNet-5 reaches 0.95% test error on MNIST without "
-        "distortions (LeCun et al. 1998; the reference figure).",
-        "0.95% error",
-        check_paper_error,
-    ),
-]

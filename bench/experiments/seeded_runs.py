@@ -2,7 +2,7 @@
 its own process, resumable; one comparison.csv row per model and seed.
 
 Groups (each a standard model and its depthwise-separable twin, trained with the document's recipe
-from bench.experiments.train.RECIPES):
+from bench.experiments.recipes.RECIPES):
 - lenet: lenet5 vs lenet5_dw on MNIST (documents 003 and 000);
 - lenet_paper: lenet5_paper vs lenet5_paper_dw on MNIST (document 002's model and RBF loss);
 - cifar_steps: cifar_cnn vs cifar_cnn_dw on CIFAR-shaped synthetic batches (document 001's recipe):
@@ -29,17 +29,16 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
+from bench import provenance
 from bench.errors import UserError
-from bench.experiments import data, train
-from bench.measuring import provenance
-from bench.measuring.results import write_csv_atomic
+from bench.experiments import data, pairs, recipes, train
+from bench.files import write_csv_atomic
 from models import registry
 
 
@@ -172,7 +171,7 @@ def plan(opts: Options, device: str) -> list[Run]:
         group = GROUPS[name]
         for seed in opts.seeds:
             for model in group.models:
-                recipe = train.recipe_for(model)
+                recipe = recipes.recipe_for(model)
                 if group.dataset == "synthetic":
                     epochs, steps = CIFAR_STEPS[device]
                     epochs, steps = opts.cifar_epochs or epochs, opts.cifar_steps or steps
@@ -194,10 +193,10 @@ def plan(opts: Options, device: str) -> list[Run]:
     return runs
 
 
-def train_config(run: Run, opts: Options, device: str, work: Path) -> train.TrainConfig:
+def train_config(run: Run, opts: Options, device: str, work: Path) -> recipes.TrainConfig:
     """The run's TrainConfig: its document's recipe, resuming from its own checkpoint."""
-    r = train.recipe_for(run.model)
-    return train.TrainConfig(
+    r = recipes.recipe_for(run.model)
+    return recipes.TrainConfig(
         model=run.model,
         dataset=run.dataset,
         epochs=run.epochs,
@@ -335,7 +334,9 @@ def _start(
         text=True,
         env=env,
     )
-    child = _Child(run, proc, _now(), time.perf_counter(), os.getloadavg()[0], threading.Thread())
+    child = _Child(
+        run, proc, provenance.utc_now(), time.perf_counter(), os.getloadavg()[0], threading.Thread()
+    )
     child.reader = threading.Thread(target=_pump, args=(child, console), daemon=True)
     child.reader.start()
     console.say(f"[{run.name}] started: {run.group}, {run.epochs} epochs, seed {run.seed}")
@@ -369,7 +370,7 @@ def _finish(
         "model": run.model,
         "dataset": run.dataset,
         "seed": run.seed,
-        "batch_size": train.recipe_for(run.model).batch_size,
+        "batch_size": recipes.recipe_for(run.model).batch_size,
         "device": provenance.device_name(device),
         "memory_measure": train.MEMORY_MEASURES[device],
         "threads": threads or "default",
@@ -391,10 +392,6 @@ def _finish(
         "MiB"
     )
     return None
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------- comparison.csv
@@ -419,7 +416,7 @@ def comparison_table(runs: list[Run], runs_dir: Path, failures: dict[str, str]) 
             continue
         if run.model not in costs:
             spec = registry.get(run.model)
-            costs[run.model] = train.count_cost(spec.build(), spec.input_shape)
+            costs[run.model] = pairs.count_cost(spec.build(), spec.input_shape)
         rows.append(run_summary(pd.read_csv(path), *costs[run.model]))
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -427,7 +424,7 @@ def comparison_table(runs: list[Run], runs_dir: Path, failures: dict[str, str]) 
 def run_summary(m: pd.DataFrame, params: int, macs: int) -> dict:
     """A run's per-epoch rows -> its comparison.csv row. Rates are the steady epochs' means."""
     first, last = m.iloc[0], m.iloc[-1]
-    time_per_epoch, images_per_s = train.steady_rates(m)
+    time_per_epoch, images_per_s = pairs.steady_rates(m)
     images = round(float(last["images_per_s"] * last["epoch_time_s"]))
     steps = math.ceil(images / int(first["batch_size"]))
     return {
@@ -476,7 +473,7 @@ def _child(payload: str) -> int:
     spec = json.loads(payload)
     provenance.set_threads(spec["threads"])
     try:
-        result = train.train(train.TrainConfig(**spec["config"]))
+        result = train.train(recipes.TrainConfig(**spec["config"]))
     except UserError as err:
         print(f"error: {err}", flush=True)
         return 2

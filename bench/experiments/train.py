@@ -1,29 +1,24 @@
-"""The documents' training experiments: `sepbench train` and `sepbench compare-training`.
+"""The training loop behind `sepbench train`: one loop for every model and recipe.
 
-One loop serves every model: the recipe (optimizer, learning rate, batch, epochs, loss) comes from
-the document that trains it, any flag overrides it. Each epoch writes DIR/metrics.csv and a
-checkpoint holding model, optimizer, RNG state and the metrics so far; ``--resume`` restores all of
-it, and because the shuffle of epoch e depends only on (seed, e) (DistributedSampler's rule) the
-resumed run is bit-for-bit the uninterrupted one on the same device. Under torchrun (WORLD_SIZE > 1)
-the model is wrapped in DistributedDataParallel, every rank trains on its DistributedSampler shard
-and only rank 0 prints and writes files.
+Each epoch writes DIR/metrics.csv and a checkpoint (bench.experiments.checkpoint); ``--resume``
+restores it, and because the shuffle of epoch e depends only on (seed, e) (DistributedSampler's
+rule) the resumed run is bit-for-bit the uninterrupted one on the same device. Under torchrun
+(WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel, every rank trains on its
+DistributedSampler shard and only rank 0 prints and writes files (bench.experiments.distributed).
 
 ``--backend triton`` trains with the PyTorch layers (the fused kernels are inference kernels) and
-evaluates, and times inference, with a copy of the model built on the Triton backend.
+evaluates with a copy of the model built on the Triton backend.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
 import importlib
 import inspect
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,63 +28,14 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DistributedSampler
 
-from bench.counting.counters import fvcore_macs
 from bench.errors import UserError
 from bench.experiments import datasets
-from bench.measuring import timing
-from bench.measuring.provenance import device_name, resolve_device
+from bench.experiments.checkpoint import load_checkpoint, save_checkpoint
+from bench.experiments.distributed import Dist, dist_from_env, init_process_group, training_device
+from bench.experiments.recipes import CHECKPOINT, RECIPES, RESULT_FIELDS, TrainConfig
 from bench.progress import progress as progress_bar
 from models import registry
 
-
-@dataclass(frozen=True)
-class Recipe:
-    """How a document trains its model."""
-
-    document: str
-    dataset: str
-    optimizer: str  # "sgd" | "adam"
-    lr: float
-    batch_size: int
-    epochs: int
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    loss: str = "cross_entropy"  # or "rbf": the 1998 paper's loss on squared distances
-
-
-# Document 001: SGD, lr 0.1, momentum 0.9, weight decay 1e-4, batch 128, 10 epochs, CIFAR-10.
-DOC001_SGD = Recipe("001", "cifar10", "sgd", 0.1, 128, 10, momentum=0.9, weight_decay=1e-4)
-# Document 003: Adam, lr 1e-3, batch 100, 10 epochs, MNIST padded to 32x32.
-DOC003_ADAM = Recipe("003", "mnist", "adam", 1e-3, 100, 10)
-# The paper-faithful LeNet-5 takes document 002's (the 1998 paper's) RBF loss. The paper's
-# optimizer, stochastic diagonal Levenberg-Marquardt with a step falling from 5e-4 to 1e-5 over
-# 20 passes, is not in torch, and document 002 does not name its own; document 003's Adam setup
-# (same data pipeline, same network size) is the stand-in: a per-parameter adaptive step is the
-# closest stock relative of a diagonal second-order method.
-PAPER_RBF = replace(DOC003_ADAM, document="002 loss, 003 optimizer", loss="rbf")
-RECIPES: dict[str, Recipe] = {
-    "lenet5": DOC003_ADAM,
-    "lenet5_dw": DOC003_ADAM,
-    "lenet5_paper": PAPER_RBF,
-    "lenet5_paper_dw": PAPER_RBF,
-    "cifar_cnn": DOC001_SGD,
-    "cifar_cnn_dw": DOC001_SGD,
-}
-# Used only when --optimizer names another optimizer than the recipe's and --lr is not given.
-DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}
-# Settings that change the trained weights: a checkpoint resumes only when all of them match.
-RESULT_FIELDS = (
-    "model",
-    "dataset",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "momentum",
-    "weight_decay",
-    "loss",
-    "seed",
-    "limit_train",
-)
 METRIC_COLUMNS = (
     "epoch",
     "train_loss",
@@ -106,58 +52,7 @@ MEMORY_MEASURES = {
     "cpu": "peak RSS of the training process (getrusage ru_maxrss): interpreter, torch, the "
     "dataset in memory and the run itself",
 }
-# The claims module reads these names.
-COMPARISON_COLUMNS = (
-    "model",
-    "dataset",
-    "epochs",
-    "params",
-    "macs",
-    "test_accuracy",
-    "time_per_epoch_s",
-    "images_per_s",
-    "inference_latency_ms",
-    "device",
-)
-CHECKPOINT = "checkpoint.pt"
 EVAL_BATCH = 1000
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str
-    dataset: str
-    epochs: int
-    batch_size: int
-    lr: float
-    optimizer: str
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    loss: str = "cross_entropy"
-    seed: int = 0
-    device: str = "auto"
-    backend: str = "torch"  # the backend evaluated and timed; training always uses "torch"
-    data_dir: str = "data"
-    out: str = "runs/run"
-    resume: bool = False
-    limit_train: int | None = None
-    limit_test: int | None = None  # evaluate on the first N test images only (timing runs)
-    download: bool = True
-    note: str | None = None  # why the dataset differs from the model's document, if it does
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise UserError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
-        if self.optimizer not in DEFAULT_LR:
-            raise UserError(f"--optimizer must be one of {', '.join(DEFAULT_LR)}")
-        if self.loss not in ("cross_entropy", "rbf"):
-            raise UserError(f"loss must be 'cross_entropy' or 'rbf', got {self.loss!r}")
-        if self.dataset not in datasets.DATASETS:
-            raise UserError(f"--dataset must be one of {', '.join(datasets.DATASETS)}")
 
 
 @dataclass
@@ -168,92 +63,6 @@ class TrainResult:
     out: Path
     device: torch.device
     input_shape: tuple[int, int, int]
-
-
-def recipe_for(model: str) -> Recipe:
-    registry.get(model)  # unknown names get the registry's message
-    if model not in RECIPES:
-        raise UserError(f"{model!r} has no training recipe; trainable models: {', '.join(RECIPES)}")
-    return RECIPES[model]
-
-
-def make_config(args: argparse.Namespace, model: str, out: str | Path | None = None) -> TrainConfig:
-    """Resolve the CLI flags against the model's document recipe."""
-    recipe = recipe_for(model)
-    note = None
-    dataset = args.dataset
-    if dataset is None:
-        dataset = recipe.dataset
-        note = datasets.default_dataset_note(dataset, args.data_dir)
-        if note is not None:
-            dataset = "digits"
-    optimizer = args.optimizer or recipe.optimizer
-    same_optimizer = optimizer == recipe.optimizer
-    lr = (
-        args.lr if args.lr is not None else (recipe.lr if same_optimizer else DEFAULT_LR[optimizer])
-    )
-    if same_optimizer:
-        momentum, weight_decay = recipe.momentum, recipe.weight_decay
-    else:
-        momentum, weight_decay = (0.9 if optimizer == "sgd" else 0.0), 0.0
-    return TrainConfig(
-        model=model,
-        dataset=dataset,
-        epochs=args.epochs if args.epochs is not None else recipe.epochs,
-        batch_size=args.batch_size if args.batch_size is not None else recipe.batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        loss=recipe.loss,
-        seed=args.seed,
-        device=args.device,
-        backend=args.backend,
-        data_dir=args.data_dir,
-        out=str(out if out is not None else (args.out or Path("runs") / f"{model}-{dataset}")),
-        resume=args.resume,
-        limit_train=args.limit_train,
-        download=getattr(args, "download", True),
-        note=note,
-    )
-
-
-# ------------------------------------------------------------------------------- distribution
-
-
-@dataclass(frozen=True)
-class _Dist:
-    world: int = 1
-    rank: int = 0
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _dist_from_env() -> _Dist:
-    """torchrun sets WORLD_SIZE / RANK / LOCAL_RANK; a plain process has none of them."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    return _Dist(world, int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _init_process_group(ctx: _Dist, device: torch.device) -> None:
-    # NCCL moves CUDA tensors only; a CPU run (also on a GPU machine) needs gloo.
-    if ctx.world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-
-
-def _resolve_device(requested: str, ctx: _Dist) -> torch.device:
-    """The training device; under torchrun each rank takes its LOCAL_RANK's GPU."""
-    if resolve_device(requested) == "cpu":
-        return torch.device("cpu")
-    if ctx.world > 1:
-        torch.cuda.set_device(ctx.local_rank)
-        return torch.device("cuda", ctx.local_rank)
-    return torch.device("cuda")
 
 
 def _sync(device: torch.device) -> None:
@@ -278,7 +87,7 @@ def _peak_memory_mb(device: torch.device) -> float:
 # ------------------------------------------------------------------------------------ training
 
 
-def _load_data(cfg: TrainConfig, ctx: _Dist, channels: int) -> datasets.ImageData:
+def _load_data(cfg: TrainConfig, ctx: Dist, channels: int) -> datasets.ImageData:
     # Rank 0 loads first so that a download happens once; the others wait, then read the files.
     if ctx.world > 1 and not ctx.main:
         dist.barrier()
@@ -332,33 +141,6 @@ def evaluate(
         total_loss += float(loss_fn(out, y)) * len(y)
         correct += int((predict(out) == y).sum())
     return total_loss / n, correct / n
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: an interruption while saving leaves the previous checkpoint
-
-
-def _load_checkpoint(path: Path, cfg: TrainConfig) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(
-            f"cannot read checkpoint {path} ({type(err).__name__}: {err}); delete "
-            f"it or drop --resume to start over"
-        ) from None
-    wanted = {k: getattr(cfg, k) for k in RESULT_FIELDS}
-    differ = {
-        k: (state["config"].get(k), v) for k, v in wanted.items() if state["config"].get(k) != v
-    }
-    if differ:
-        text = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in differ.items())
-        raise UserError(
-            f"{path} was written by a different run ({text}); resume with the same "
-            f"settings, or choose another --out"
-        )
-    return state
 
 
 def _train_epoch(
@@ -415,7 +197,7 @@ class _Run:
 
     cfg: TrainConfig
     spec: registry.ModelSpec
-    ctx: _Dist
+    ctx: Dist
     device: torch.device
     data: datasets.ImageData
     model: nn.Module  # the trained weights
@@ -438,9 +220,9 @@ class _Run:
 
 def _start(cfg: TrainConfig, spec: registry.ModelSpec) -> _Run:
     """Device, data, model, optimizer; the checkpoint's state when resuming."""
-    ctx = _dist_from_env()
-    device = _resolve_device(cfg.device, ctx)
-    _init_process_group(ctx, device)
+    ctx = dist_from_env()
+    device = training_device(cfg.device, ctx)
+    init_process_group(ctx, device)
     data = _load_data(cfg, ctx, spec.input_shape[0])
     if data.image_shape[1:] != spec.input_shape[1:]:
         raise UserError(
@@ -510,7 +292,7 @@ def _resume(
 ) -> list[dict]:
     """Restore model, optimizer and RNG from ``checkpoint`` under --resume; the metrics so far."""
     if cfg.resume and checkpoint.is_file():
-        state = _load_checkpoint(checkpoint, cfg)
+        state = load_checkpoint(checkpoint, cfg)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng_cpu"])
@@ -578,7 +360,7 @@ def _save_epoch(run: _Run, epoch: int) -> None:
         return
     pd.DataFrame(run.history, columns=METRIC_COLUMNS).to_csv(run.out / "metrics.csv", index=False)
     cuda = run.device.type == "cuda"
-    _save_checkpoint(
+    save_checkpoint(
         run.checkpoint,
         {
             "epoch": epoch,
@@ -667,112 +449,3 @@ def plot_training_curves(runs: dict[str, str | Path], path: str | Path, title: s
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
-
-
-def count_cost(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[int, int]:
-    """(parameters, MACs per sample): fvcore's total on a batch-1 input, whose unit is one
-    multiply-add. Counted on CPU in eval mode."""
-    params = sum(p.numel() for p in model.parameters())
-    probe = copy.deepcopy(model).to("cpu").eval()
-    return params, fvcore_macs(probe, torch.zeros(1, *input_shape))
-
-
-def inference_latency_ms(
-    model: nn.Module, input_shape: tuple[int, int, int], device: torch.device
-) -> float:
-    """Median batch-1 eval latency via bench.measuring.timing (CUDA: do_bench with events and
-    L2 flush; CPU: torch.utils.benchmark blocked_autorange); warm-up calls are discarded."""
-    model = model.to(device).eval()
-    x = torch.randn(1, *input_shape, device=device)
-
-    def forward() -> Tensor:
-        with torch.inference_mode():
-            return model(x)
-
-    return timing.time_callable(forward, device, warmup_calls=3).p50_ms
-
-
-def steady_epochs(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The epochs after the first. Epoch 1 carries one-off costs (lazy init, allocator growth,
-    cuDNN algorithm search: 2.1 s vs 0.38 s for the next epoch of lenet5_paper on CPU), so rates
-    are those of the later epochs; a one-epoch run has only its first."""
-    return metrics.iloc[1:] if len(metrics) > 1 else metrics
-
-
-def steady_rates(metrics: pd.DataFrame) -> tuple[float, float]:
-    """(mean seconds per epoch, mean training images/s) over ``steady_epochs``."""
-    steady = steady_epochs(metrics)
-    return float(steady["epoch_time_s"].mean()), float(steady["images_per_s"].mean())
-
-
-def comparison_row(result: TrainResult, spec: registry.ModelSpec, dataset: str) -> dict:
-    torch_model = spec.build()
-    torch_model.load_state_dict(result.model.state_dict())
-    params, macs = count_cost(torch_model, result.input_shape)
-    m = result.metrics
-    time_per_epoch, images_per_s = steady_rates(m)
-    return {
-        "model": spec.name,
-        "dataset": dataset,
-        "epochs": int(m["epoch"].iloc[-1]),
-        "params": params,
-        "macs": macs,
-        "test_accuracy": result.test_accuracy,
-        "time_per_epoch_s": time_per_epoch,
-        "images_per_s": images_per_s,
-        "inference_latency_ms": inference_latency_ms(
-            result.model, result.input_shape, result.device
-        ),
-        "device": device_name(result.device),
-    }
-
-
-# ------------------------------------------------------------------------------ entry points
-
-
-def finish_distributed() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def compare_pair(args: argparse.Namespace) -> tuple[pd.DataFrame, Path] | None:
-    """Train the standard/depthwise pair ``args.pair`` on one dataset; write comparison.csv,
-    comparison.md and comparison.png into the output folder and return (table, folder). Under
-    torchrun, ranks other than 0 train and return None."""
-    names = [args.pair, f"{args.pair}_dw"]
-    first = make_config(args, names[0], out=".")
-    out = Path(args.out or Path("runs") / f"compare-{args.pair}-{first.dataset}")
-    rows, curves = [], {}
-    try:
-        for name in names:
-            cfg = replace(
-                make_config(args, name, out=out / name), dataset=first.dataset, note=first.note
-            )
-            result = train(cfg)
-            curves[name] = result.out / "metrics.csv"
-            if is_main_process():
-                rows.append(comparison_row(result, registry.get(name), cfg.dataset))
-    finally:
-        finish_distributed()
-    if not rows:
-        return None
-    table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
-    table.to_csv(out / "comparison.csv", index=False)
-    notes = (
-        f"\n{first.epochs} epochs of {first.optimizer} (lr {first.lr:g}, batch {first.batch_size}) "
-        f"on {first.dataset}, seed {first.seed}. test_accuracy is a fraction of the test split; "
-        "macs are multiply-adds per image (fvcore, batch 1); time_per_epoch_s and images_per_s "
-        "are training means over the epochs after the first (epoch 1 pays one-off warm-up); "
-        f"inference_latency_ms is the median batch-1 eval forward on the {args.backend} backend "
-        "(bench.measuring.timing: CUDA events, or torch.utils.benchmark on CPU; warm-up "
-        "discarded).\n"
-    )
-    (out / "comparison.md").write_text(table.to_markdown(index=False, floatfmt="g") + "\n" + notes)
-    plot_training_curves(
-        curves, out / "comparison.png", title=f"{names[0]} vs {names[1]} on {first.dataset}"
-    )
-    return table, out

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.errors import UserError
+from bench.errors import UserError, error_text
 from bench.measuring.suites import HEADLINE_ID, DwsepShape, RbfShape, Workload, build_suites
 from bench.progress import progress
 
@@ -236,7 +236,7 @@ def _plan(t: Target) -> list[dict]:
             )
         return jobs
     except Exception as err:
-        return [{"config": "", "status": "error", "message": _short(err)}]
+        return [{"config": "", "status": "error", "message": error_text(err, 400)}]
 
 
 def _compile(job: tuple[str, Target, dict]) -> tuple[str, str]:
@@ -249,12 +249,7 @@ def _compile(job: tuple[str, Target, dict]) -> tuple[str, str]:
         _compiled.analyze(tunable.kernel, args, {**kwargs, **cfg_kwargs}, _compiled.ARCHS[t.arch])
         return key, ""
     except Exception as err:
-        return key, _short(err)
-
-
-def _short(err: BaseException) -> str:
-    text = f"{type(err).__name__}: {err}".strip().replace("\n", " ")
-    return text if len(text) <= 400 else text[:397] + "..."
+        return key, error_text(err, 400)
 
 
 # ---------------------------------------------------------------------- in the parent

@@ -23,6 +23,7 @@ EXTRA_FIELDS = (
     "provider",
     "dtype",
     "batch",
+    "kind",
     "shape",
     "macs",
     "macs_fvcore",

@@ -5,19 +5,20 @@ naming what is wrong) and writing it (never half of it).
 
 from __future__ import annotations
 
-import io
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from bench.errors import UserError
+from bench.files import read_csv
 from bench.measuring import roofline
+from bench.measuring.suites import kind_of_workload_id
 
 KEY = ("suite", "workload", "provider", "dtype", "batch")
 COLUMNS = [
     *KEY,
+    "kind",  # the operator of the workload: dwsep, rbf, rbfloss, model
     "shape",
     "latency_ms_p50",
     "latency_ms_p20",
@@ -120,9 +121,17 @@ def peaks_of(df: pd.DataFrame) -> tuple[float, float]:
     )
 
 
+def fill_kinds(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows written before rows carried their operator ``kind`` get it from their workload id."""
+    kind = df["kind"].astype("object")
+    legacy = kind.isna() & (df["suite"] != PEAKS_SUITE)
+    kind[legacy] = df.loc[legacy, "workload"].map(kind_of_workload_id)
+    return df.assign(kind=kind)
+
+
 def add_derived(df: pd.DataFrame) -> pd.DataFrame:
     """TFLOP/s, GB/s, % of the roof and speedup vs the baseline of the same workload/dtype/batch."""
-    df = df.reindex(columns=COLUMNS).copy()
+    df = fill_kinds(df.reindex(columns=COLUMNS))
     for col in NUMERIC:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     work = df["suite"] != PEAKS_SUITE
@@ -141,19 +150,6 @@ def add_derived(df: pd.DataFrame) -> pd.DataFrame:
     joined = df.join(base.rename("_base_ms"), on=group)
     df["speedup_vs_baseline"] = joined["_base_ms"] / df["latency_ms_p50"]
     return df
-
-
-def write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
-    """Write to a temp file beside ``path`` and rename over it: never a half-written CSV."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:  # Ctrl-C or a full disk mid-write: leave no temp file behind
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def is_done(row: dict) -> bool:
@@ -175,33 +171,18 @@ def _text(value: object) -> str:
 
 
 def load_results(path: Path) -> pd.DataFrame:
-    """A results.csv as written by this module (missing optional columns added empty).
+    """A results.csv as written by the runner (missing optional columns added empty).
 
     A UserError names the file and what is wrong: missing, empty, not text, not a CSV, a key
-    column missing, text in a numeric column. A last line without its newline (a writer killed
-    mid-line; ours replaces the file whole, so never ours) is dropped and counted in
-    ``df.attrs["dropped"]``.
+    column missing, text in a numeric column. A last line cut mid-row (a writer killed while
+    writing; the runner replaces the file whole, so never ours) is dropped and counted in
+    ``df.attrs["dropped"]``. Files written before rows carried their operator ``kind`` get it
+    from their workload ids.
     """
     path = Path(path)
     if not path.exists():
         raise UserError(f"no results file at {path}; run `sepbench report` first")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise UserError(
-            f"{path} is not a results.csv: binary data at byte {err.start}, not UTF-8 text"
-        ) from None
-    except OSError as err:
-        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
-    dropped = 0
-    if text and not text.endswith("\n") and "\n" in text:
-        text, dropped = text[: text.rindex("\n") + 1], 1
-    try:
-        df = pd.read_csv(io.StringIO(text))
-    except pd.errors.EmptyDataError:
-        raise UserError(f"{path} is empty: no header, no rows") from None
-    except pd.errors.ParserError as err:
-        raise UserError(f"{path} is not a readable CSV: {err}") from None
+    df = read_csv(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         has = ", ".join(map(str, df.columns[:8])) + (" ..." if df.shape[1] > 8 else "")
@@ -212,7 +193,9 @@ def load_results(path: Path) -> pd.DataFrame:
     if df.empty:
         raise UserError(f"{path} has a header but no rows")
     _check_numeric(df, path)
+    dropped = df.attrs.get("dropped", 0)
     df = df.reindex(columns=COLUMNS)
+    df = fill_kinds(df)
     df.attrs["dropped"] = dropped
     return df
 

@@ -11,8 +11,6 @@ speedup) are recomputed from the raw columns on every write, so they always agre
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -20,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.errors import Interrupted, UserError
+from bench.errors import Interrupted, UserError, error_text
+from bench.files import move_aside, write_csv_atomic
 from bench.measuring import timing
 from bench.measuring.operators import (
     Case,
@@ -30,7 +29,6 @@ from bench.measuring.operators import (
     cases_for,
     max_rel_err,
 )
-from bench.measuring.provenance import environment, short_sha
 from bench.measuring.results import (
     COLUMNS,
     KEY,
@@ -43,10 +41,10 @@ from bench.measuring.results import (
     is_done,
     load_results,
     run_of,
-    write_csv_atomic,
 )
 from bench.measuring.suites import Workload
 from bench.progress import progress as progress_bar
+from bench.provenance import environment, short_sha, utc_now
 
 # Below this median a GPU workload is launch-bound; it is re-timed with CUDA-graph replay.
 CUDA_GRAPH_BELOW_MS = 0.02
@@ -56,17 +54,8 @@ TIMER_SETTINGS = {"quick": (0.1, 2.0), "smoke": (0.1, 2.0), "full": (0.3, 10.0)}
 Timer = Callable[[Callable[[], object]], timing.Timing]
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
-
-def _short(err: BaseException) -> str:
-    text = f"{type(err).__name__}: {err}".strip().replace("\n", " ")
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def measure_case(
@@ -101,21 +90,22 @@ def _measure(
         "dtype": _dtype_name(case.dtype),
         "batch": case.workload.batch,
         "shape": case.workload.describe(),
+        "kind": case.workload.kind,
         "baseline": baseline_of(case.workload.kind),
         "layout": case.spec.layout,
-        "timestamp": _now(),
+        "timestamp": utc_now(),
         **env,
     }
     try:
         prepared = case.prepare()
     except Unavailable as err:
         lasting = LASTING if err.lasting else ""
-        return {**row, "status": "unavailable", "message": _short(err) + lasting}
+        return {**row, "status": "unavailable", "message": error_text(err) + lasting}
     except ImportError as err:
-        return {**row, "status": "unavailable", "message": _short(err)}
+        return {**row, "status": "unavailable", "message": error_text(err)}
     except Exception as err:
         _reraise_interrupt(err)
-        return {**row, "status": "error", "message": _short(err)}
+        return {**row, "status": "error", "message": error_text(err)}
     row.update(
         macs=prepared.macs,
         macs_fvcore=prepared.macs_fvcore,
@@ -127,10 +117,10 @@ def _measure(
         return {**row, **_run_prepared(prepared, device, min_run_time, timer, budget_s)}
     except torch.cuda.OutOfMemoryError as err:
         torch.cuda.empty_cache()
-        return {**row, "status": "error", "message": "out of memory: " + _short(err)}
+        return {**row, "status": "error", "message": "out of memory: " + error_text(err)}
     except Exception as err:
         _reraise_interrupt(err)
-        return {**row, "status": "error", "message": _short(err)}
+        return {**row, "status": "error", "message": error_text(err)}
 
 
 def _reraise_interrupt(err: BaseException) -> None:
@@ -171,7 +161,7 @@ def _run_prepared(
             try:
                 measured = timing.time_callable(prepared.fn, device, cuda_graph=True)
             except Exception as err:  # capture is not allowed for every provider
-                out["message"] = f"cuda-graph replay failed ({_short(err)}); do_bench kept"
+                out["message"] = f"cuda-graph replay failed ({error_text(err)}); do_bench kept"
     return {
         **out,
         "latency_ms_p50": measured.p50_ms,
@@ -186,7 +176,7 @@ def _run_prepared(
 def peak_rows(device: str, env: dict) -> list[dict]:
     """The run's roofs as rows of the CSV itself, so plots need nothing else."""
     peaks = timing.measure_peaks(device)
-    common = {"suite": PEAKS_SUITE, "batch": 1, "status": "ok", "timestamp": _now(), **env}
+    common = {"suite": PEAKS_SUITE, "batch": 1, "status": "ok", "timestamp": utc_now(), **env}
     return [
         {
             **common,
@@ -231,7 +221,7 @@ def previous_rows(csv: Path, env: dict, fresh: bool, say: Callable[[str], None])
     if not csv.exists():
         return []
     if fresh:
-        say(f"--fresh: {csv} moved to {move_aside(csv, []).name}; measuring anew")
+        say(f"--fresh: {csv} moved to {_move_aside(csv, []).name}; measuring anew")
         return []
     try:
         df = load_results(csv)
@@ -244,7 +234,7 @@ def previous_rows(csv: Path, env: dict, fresh: bool, say: Callable[[str], None])
     if {run_of(r) for r in rows} == {run_of(env)}:
         return rows
     why = _difference(rows, env)
-    say(f"{csv} holds another run ({why}): moved to {move_aside(csv, rows).name}; measuring anew")
+    say(f"{csv} holds another run ({why}): moved to {_move_aside(csv, rows).name}; measuring anew")
     return []
 
 
@@ -259,17 +249,10 @@ def _difference(rows: list[dict], env: dict) -> str:
     return "; ".join(parts) or "no rows"
 
 
-def move_aside(csv: Path, rows: Iterable[dict] = ()) -> Path:
-    """results.csv -> results-<sha>-<time last written>.csv beside it."""
+def _move_aside(csv: Path, rows: Iterable[dict]) -> Path:
+    """results.csv -> results-<sha>-<time>.csv, the sha of the code that wrote its rows."""
     shas = {str(r.get("git_sha")) for r in rows}
-    stamp = dt.datetime.fromtimestamp(csv.stat().st_mtime).strftime("%Y%m%dT%H%M%S")
-    name = f"results-{short_sha(shas.pop())}-{stamp}" if len(shas) == 1 else f"results-{stamp}"
-    target, n = csv.with_name(name + ".csv"), 1
-    while target.exists():
-        n += 1
-        target = csv.with_name(f"{name}-{n}.csv")
-    os.replace(csv, target)
-    return target
+    return move_aside(csv, short_sha(shas.pop()) if len(shas) == 1 else None)
 
 
 def run(

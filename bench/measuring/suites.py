@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench.formulas import conv_out_size
-from bench.measuring.provenance import DEVICES
+from bench.provenance import DEVICES
 
 SUITES = ("documents", "mobilenet", "lenet", "rbf", "models")
 SIZES = ("quick", "full", "smoke")
@@ -121,6 +121,15 @@ class Workload:
         if isinstance(self.shape, RbfShape):
             return "rbfloss" if self.shape.loss else "rbf"
         return "model"
+
+
+def kind_of_workload_id(workload_id: str) -> str:
+    """The operator kind a workload id belongs to (the shapes' ``id`` prefixes): for results
+    files written before rows carried their ``kind``."""
+    for prefix, kind in (("dwsep_", "dwsep"), ("rbfloss_", "rbfloss"), ("rbf_", "rbf")):
+        if str(workload_id).startswith(prefix):
+            return kind
+    return "model"
 
 
 # Document 001: the CIFAR CNN's separable layers at 32x32 (its architecture), plus the 8.7x

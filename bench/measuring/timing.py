@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.utils.benchmark as torch_benchmark
 
-from bench.measuring.provenance import resolve_device
+from bench.provenance import resolve_device
 
 QUANTILES = (0.2, 0.5, 0.8)
 # p20 / p80 need a handful of blocks; blocked_autorange alone may stop after one slow block.

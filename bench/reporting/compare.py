@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UserError
+from bench.files import read_csv
 from bench.measuring.pytest_benchmark import rows_from_pytest_benchmark
 from bench.measuring.results import KEY, work_rows
 
@@ -30,7 +31,6 @@ PROVENANCE = ("device", "torch_version", "triton_version", "git_sha")
 # Same-device comparisons fail on a slowdown beyond this many percent unless --fail-above says
 # otherwise; a device comparison fails only when --fail-above is given.
 DEFAULT_FAIL_PCT = 10.0
-VERDICTS = ("faster", "slower", "within noise", "only in BASE", "only in NEW")
 
 
 @dataclass
@@ -38,19 +38,6 @@ class Run:
     label: str
     path: Path
     rows: pd.DataFrame  # timed rows: KEY + latencies + provenance
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    with open(path, "rb") as fh:
-        if b"\0" in fh.read(4096):
-            raise UserError(
-                f"{path}: a binary file, not a CSV (give a results.csv, a report "
-                "folder or a pytest-benchmark JSON)"
-            )
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not a readable CSV ({type(err).__name__}: {err})") from None
 
 
 def load_run(arg: str) -> Run:
@@ -63,7 +50,7 @@ def load_run(arg: str) -> Run:
             raise UserError(f"{path}: a folder without results.csv (not a report folder)")
         path = path / "results.csv"
     is_json = path.suffix.lower() == ".json"
-    df = rows_from_pytest_benchmark(path) if is_json else _read_csv(path)
+    df = rows_from_pytest_benchmark(path) if is_json else read_csv(path)
     missing = [c for c in (*KEY, *LATENCY) if c not in df.columns]
     if missing:
         raise UserError(

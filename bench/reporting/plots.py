@@ -21,10 +21,10 @@ from bench.measuring.operators import (
     DWSEP,
     FAMILIES,
     MODEL,
+    OPERATORS,
     RBF,
     RBF_LOSS,
     family_of,
-    operator_with_baseline,
 )
 from bench.measuring.results import ok_rows, peaks_of
 from bench.measuring.suites import HEADLINE_ID
@@ -122,8 +122,9 @@ def plot_ratio_gap(df: pd.DataFrame, path: Path) -> Path:
 
 
 def speedup_panels(df: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
-    """(suite, baseline, rows) per panel of speedup.png: the timed alternatives of one suite
-    against one baseline, so no panel mixes baselines (the lenet suite holds three)."""
+    """(suite, operator kind, rows) per panel of speedup.png: the timed alternatives of one
+    suite against one operator's baseline, so no panel mixes baselines (the lenet suite holds
+    three)."""
     ok = ok_rows(df).dropna(subset=["speedup_vs_baseline"])
     ok = ok[(ok["provider"] != ok["baseline"]) & alternatives(ok)].copy()
     many_dtypes = ok["dtype"].nunique() > 1
@@ -131,8 +132,7 @@ def speedup_panels(df: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
     if many_dtypes:
         ok["label"] += " " + ok["dtype"]
     return [
-        (suite, baseline, part)
-        for (suite, baseline), part in ok.groupby(["suite", "baseline"], sort=False)
+        (suite, kind, part) for (suite, kind), part in ok.groupby(["suite", "kind"], sort=False)
     ]
 
 
@@ -166,7 +166,7 @@ def plot_speedup(df: pd.DataFrame, path: Path) -> Path:
         height_ratios=heights,
         layout="constrained",
     )
-    for ax, (suite, baseline, part) in zip(axes[:, 0], panels, strict=True):
+    for ax, (suite, kind, part) in zip(axes[:, 0], panels, strict=True):
         labels = list(dict.fromkeys(part["label"]))
         providers = list(dict.fromkeys(part["provider"]))
         step = min(0.8 / len(providers), 0.3)
@@ -188,9 +188,8 @@ def plot_speedup(df: pd.DataFrame, path: Path) -> Path:
         _times_axis(ax, part["speedup_vs_baseline"])
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.invert_yaxis()
-        op = operator_with_baseline(baseline)
-        what = op.title if op is not None else "workloads"
-        ax.set_title(f"{suite} suite, {what}: speedup over {baseline}", fontsize=9)
+        op = OPERATORS[kind]
+        ax.set_title(f"{suite} suite, {op.title}: speedup over {op.baseline.name}", fontsize=9)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     axes[-1, 0].set_xlabel("speedup over the baseline (log; right of 1x = faster)")
     return _save(fig, path)
@@ -334,7 +333,7 @@ def _model_panel(ax: plt.Axes, rows: pd.DataFrame, names: list[str]) -> None:
         err = [(p50 - mine["latency_ms_p20"]).fillna(0), (mine["latency_ms_p80"] - p50).fillna(0)]
         ax.bar(xs, p50, width=step, yerr=err, capsize=2, color=MODEL_ROLES[role][0])
         for _, r in naive[naive["workload"] == name].iterrows():
-            wraps = MODEL.provider(r["provider"]).wraps  # the eager bar whose function it times
+            wraps = MODEL.get(r["provider"]).wraps  # the eager bar whose function it times
             if wraps in backends:
                 ax.plot(xs[backends.index(wraps)], r["latency_ms_p50"], "kx", ms=7)
     ax.set_xticks(range(len(backends)), backends, fontsize=7)

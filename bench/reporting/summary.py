@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.measuring.operators import COMPUTES_WORKLOAD, DWSEP, family_of, operator_with_baseline
+from bench.measuring.operators import COMPUTES_WORKLOAD, DWSEP, OPERATORS, family_of
 from bench.measuring.results import PEAKS_SUITE, RESULTS_CSV, load_results, ok_rows, peaks_of
 from bench.measuring.suites import HEADLINE_ID
 from bench.reporting.plots import PLOTS, write_plots
@@ -78,8 +78,8 @@ def methodology_table(df: pd.DataFrame) -> pd.DataFrame:
     naive = ok[ok["provider"].map(family_of) == "methodology"]
     key = ["suite", "workload", "dtype", "batch"]
     for _, r in naive.iterrows():
-        op = operator_with_baseline(r["baseline"])
-        honest_name = op.provider(r["provider"]).wraps if op is not None else None
+        op = OPERATORS.get(r["kind"])
+        honest_name = op.get(r["provider"]).wraps if op is not None else None
         honest = ok[(ok[key] == r[key]).all(axis=1) & (ok["provider"] == honest_name)]
         if honest.empty:
             continue
@@ -131,16 +131,16 @@ def claims_table(df: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
     """The claims judged on this run's rows and, as `sepbench claims` does, the training results
     of reports/experiments/ when `make experiments` has written them."""
     try:
-        from bench.checking.claims import (
+        from bench.checking.claims import evaluate_claims
+        from bench.checking.sources import (
             default_training_folder,
-            evaluate_claims,
-            load_training,
-            load_training_epochs,
+            training_epochs_of,
+            training_of,
         )
 
         folder = default_training_folder()
-        training = load_training(folder) if folder else None
-        epochs = load_training_epochs(folder) if folder else None
+        training = training_of(folder) if folder else None
+        epochs = training_epochs_of(folder) if folder else None
         return evaluate_claims(results=df, training=training, training_epochs=epochs), ""
     except Exception as err:  # the summary still gets written; it says why the table is missing
         return None, f"{type(err).__name__}: {err}"

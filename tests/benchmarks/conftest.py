@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bench.measuring import provenance
+from bench import provenance
 
 
 def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:

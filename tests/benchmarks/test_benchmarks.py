@@ -18,9 +18,9 @@ from tolerances import TOLERANCES
 
 from bench.measuring import runner
 from bench.measuring.operators import cases_for, family_of
-from bench.measuring.provenance import environment
 from bench.measuring.pytest_benchmark import EXTRA_FIELDS, benchmark_timer
 from bench.measuring.suites import build_suites
+from bench.provenance import environment
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 

@@ -1,14 +1,13 @@
-"""The operators, one per workload kind, and lookups over their provider tables.
+"""The operators, one per workload kind, and lookups over their providers.
 
-Each operator module (dwsep, rbf_distance, rbf_loss, model) owns its providers in one table:
-name, family, baseline, layout, what it times. Everything else asks here.
+Each operator module (dwsep, rbf_distance, rbf_loss, model) declares its providers, one
+decorated function each: name, family, role, layout, what it times. Everything else asks here.
 """
 
 from __future__ import annotations
 
 import torch
 
-from bench.measuring.operators import dwsep, model, rbf_distance, rbf_loss
 from bench.measuring.operators.base import (
     COMPUTES_WORKLOAD,
     FAMILIES,
@@ -16,15 +15,18 @@ from bench.measuring.operators.base import (
     Operator,
     Prepared,
     Provider,
+    Setting,
     Unavailable,
+    installed,
     max_rel_err,
 )
+from bench.measuring.operators.dwsep import DWSEP
+from bench.measuring.operators.model import MODEL
+from bench.measuring.operators.rbf_distance import RBF
+from bench.measuring.operators.rbf_loss import RBF_LOSS
 from bench.measuring.suites import Workload
 
-OPERATORS: dict[str, Operator] = {
-    op.kind: op for op in (dwsep.OPERATOR, rbf_distance.OPERATOR, rbf_loss.OPERATOR, model.OPERATOR)
-}
-DWSEP, RBF, RBF_LOSS, MODEL = (OPERATORS[k] for k in ("dwsep", "rbf", "rbfloss", "model"))
+OPERATORS: dict[str, Operator] = {op.kind: op for op in (DWSEP, RBF, RBF_LOSS, MODEL)}
 
 __all__ = [
     "COMPUTES_WORKLOAD",
@@ -38,22 +40,24 @@ __all__ = [
     "Operator",
     "Prepared",
     "Provider",
+    "Setting",
     "Unavailable",
     "baseline_of",
     "cases_for",
     "family_of",
+    "installed",
     "max_rel_err",
     "operator_for",
-    "operator_with_baseline",
     "provider_table",
-    "providers_in",
 ]
 
 
 def _family_index() -> dict[str, str]:
-    """Provider name -> family over all operators; one name means one family everywhere."""
+    """Provider name -> family over all operators; one name means one family everywhere. Also
+    checks each operator's declarations once, at import: exactly one baseline each."""
     index: dict[str, str] = {}
     for op in OPERATORS.values():
+        op.baseline  # noqa: B018 (raises unless exactly one provider is the baseline)
         for p in op.providers:
             if index.setdefault(p.name, p.family) != p.family:
                 raise ValueError(
@@ -84,20 +88,9 @@ def family_of(provider: str) -> str:
     return _FAMILY.get(provider, "")
 
 
-def providers_in(*families: str) -> list[str]:
-    """Every provider name of these families, over all operators, without repeats."""
-    return [name for name, family in _FAMILY.items() if family in families]
-
-
-def operator_with_baseline(baseline: str) -> Operator | None:
-    """The operator whose baseline provider is ``baseline`` (a results row's `baseline` column
-    names it, so a row finds its operator without knowing workload kinds)."""
-    return next((op for op in OPERATORS.values() if op.baseline.name == baseline), None)
-
-
 def provider_table() -> str:
-    """What each provider name means, as markdown drawn from the operators' provider tables:
-    the families, then one row per (operator, provider). README.md holds this function's output
+    """What each provider name means, as markdown drawn from the operators' declarations: the
+    families, then one row per (operator, provider). README.md holds this function's output
     between its `providers` markers; a test keeps the two equal, so the README cannot drift."""
     lines = ["| family | what it is |", "|---|---|"]
     lines += [f"| `{name}` | {text} |" for name, text in FAMILIES.items()]

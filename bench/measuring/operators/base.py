@@ -1,14 +1,23 @@
-"""What every operator shares: the provider table row, the setting a provider is prepared in,
-the prepared provider the runner times, and the check of its result against float64.
+"""What every operator shares: the Operator with its provider table, the Setting a provider is
+prepared in, the Prepared call the runner times, and the check of its result against float64.
 
-An operator (one per workload kind: dw-sep block, RBF distance, RBF loss, whole model) owns its
-providers as rows of one table; the runner, the report, the claims and the tests read names and
-roles from those rows, never from string literals of their own.
+An operator is one workload kind (dw-sep block, RBF distance, RBF loss, whole model). Each of its
+providers is one decorated function in the operator's module:
+
+    @DWSEP.provider("eager_nchw", "eager", document=True, times="...")
+    def eager_nchw(s: DwsepSetting) -> Prepared:
+        ...
+
+The function receives the Setting (one workload on one device in one dtype, its inputs built
+once and shared by every provider) and returns what to time. The runner, the report, the claims
+and the tests read names and roles from these declarations, never from string literals of their
+own.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +38,7 @@ FAMILIES: dict[str, str] = {
     "methodology": "document 001's host-clock timing of another provider: a method, not a backend",
 }
 COMPUTES_WORKLOAD = ("eager", "compile", "fused")
+LAYOUTS = ("nchw", "nhwc", "row-major")
 
 # Text of the note of every row whose kernel ran under the Triton interpreter.
 INTERPRETER_NOTE = "interpreter: correctness only"
@@ -59,17 +69,20 @@ class Prepared:
     note: str = ""
 
 
-@dataclass
 class Setting:
-    """One workload on one device in one dtype: what a provider's ``prepare`` receives.
+    """One workload on one device in one dtype: what a provider function receives.
 
-    Operators subclass it with cached properties (inputs, baselines, costs), so the cases of one
-    setting build their inputs once and share them.
+    Each operator subclasses it with its inputs (a dataclass, built from the workload with seed 0
+    unless given) and ``prepared(fn, **fields)``, the one builder of its Prepared calls (cost and
+    oracle filled in). Cached properties make the providers of one setting share its inputs.
     """
 
-    workload: Workload
-    device: str
-    dtype: torch.dtype
+    def __init__(
+        self, workload: Workload, device: str, dtype: torch.dtype, inputs: Any = None
+    ) -> None:
+        self.workload, self.device, self.dtype = workload, device, dtype
+        if inputs is not None:  # tests hand in their own data (far from the origin, say)
+            self.__dict__["inputs"] = inputs
 
     @property
     def shape(self) -> Any:
@@ -102,28 +115,57 @@ def _always(workload: Workload, device: str) -> bool:
     return True
 
 
+def _enabled() -> bool | str:
+    return True
+
+
+def installed(*modules: str, extra: str = "peers") -> Callable[[], bool | str]:
+    """``enabled=`` for a provider built on optional packages: True when each imports here,
+    else the reason it cannot run (its rows are then `unavailable`, saying so)."""
+
+    def check() -> bool | str:
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if not missing:
+            return True
+        return f"{', '.join(missing)} not installed (pip install 'sepbench[{extra}]')"
+
+    return check
+
+
 @dataclass(frozen=True)
 class Provider:
-    """One row of an operator's provider table."""
+    """One provider of an operator: how to prepare it and what it is."""
 
     name: str
     family: str  # a key of FAMILIES
     prepare: Callable[[Any], Prepared] = field(compare=False, repr=False)
     times: str  # what one timed call computes, in a line (README, summary, row notes)
-    layout: str = "nchw"  # the input layout it is timed on: "nchw", "nhwc" or "row-major"
+    layout: str = "nchw"  # the input layout it is timed on: a LAYOUTS entry
     baseline: bool = False  # the operator's speed-up reference
     document: bool = False  # the documents' own way of computing the workload
     wraps: str | None = None  # methodology rows: the provider whose function they time
+    # whether it applies to a workload on a device (no row at all where it does not)
     applies: Callable[[Workload, str], bool] = field(default=_always, compare=False, repr=False)
+    # whether it can run here: True, or the reason not (an `unavailable` row saying it)
+    enabled: Callable[[], bool | str] = field(default=_enabled, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"provider {self.name!r}: unknown family {self.family!r}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"provider {self.name!r}: unknown layout {self.layout!r}")
+
+    def ready(self, setting: Setting) -> Prepared:
+        """prepare(setting), or Unavailable with the reason ``enabled`` gave."""
+        ok = self.enabled()
+        if ok is not True:
+            raise Unavailable(str(ok) if ok else f"{self.name} is not enabled here")
+        return self.prepare(setting)
 
 
 @dataclass(frozen=True)
 class Case:
-    """One provider of one workload in one dtype, not yet prepared."""
+    """One provider of one workload in one dtype, not yet prepared (the runner's unit)."""
 
     workload: Workload
     spec: Provider
@@ -135,37 +177,74 @@ class Case:
         return self.spec.name
 
 
-@dataclass(frozen=True)
 class Operator:
-    """A workload kind: its input shape type, its setting (inputs, oracle, cost) and providers."""
+    """A workload kind: its shape type, its Setting and its providers, declared with
+    ``@OPERATOR.provider(name, family, times=..., ...)`` on each prepare function."""
 
-    kind: str
-    shape_type: type
-    setting: type[Setting]
-    providers: tuple[Provider, ...]
-    description: str
-    title: str = ""  # a few words for plot titles and tables ("dw-sep block")
+    def __init__(
+        self, kind: str, shape_type: type, setting: type[Setting], *, title: str, description: str
+    ) -> None:
+        self.kind, self.shape_type, self.setting = kind, shape_type, setting
+        self.title, self.description = title, description
+        self.providers: list[Provider] = []
 
-    def __post_init__(self) -> None:
-        names = [p.name for p in self.providers]
-        if len(set(names)) != len(names):
-            raise ValueError(f"operator {self.kind}: provider names repeat: {names}")
-        if sum(p.baseline for p in self.providers) != 1:
-            raise ValueError(f"operator {self.kind}: exactly one provider must be the baseline")
+    def __repr__(self) -> str:
+        return f"Operator({self.kind!r}, {len(self.providers)} providers)"
 
-    def provider(self, name: str) -> Provider:
+    def provider(
+        self,
+        name: str,
+        family: str,
+        *,
+        times: str,
+        layout: str = "nchw",
+        baseline: bool = False,
+        document: bool = False,
+        wraps: str | None = None,
+        applies: Callable[[Workload, str], bool] | None = None,
+        enabled: Callable[[], bool | str] | None = None,
+    ) -> Callable[[Callable[[Any], Prepared]], Callable[[Any], Prepared]]:
+        """Declare the decorated function (Setting -> Prepared) as provider ``name``."""
+
+        def register(prepare: Callable[[Any], Prepared]) -> Callable[[Any], Prepared]:
+            if any(p.name == name for p in self.providers):
+                raise ValueError(f"operator {self.kind}: provider {name!r} declared twice")
+            if baseline and any(p.baseline for p in self.providers):
+                raise ValueError(f"operator {self.kind}: a second baseline {name!r}")
+            self.providers.append(
+                Provider(
+                    name,
+                    family,
+                    prepare,
+                    times,
+                    layout=layout,
+                    baseline=baseline,
+                    document=document,
+                    wraps=wraps,
+                    applies=applies or _always,
+                    enabled=enabled or _enabled,
+                )
+            )
+            return prepare
+
+        return register
+
+    def get(self, name: str) -> Provider:
         for p in self.providers:
             if p.name == name:
                 return p
         raise KeyError(f"operator {self.kind} has no provider {name!r}: {self.names()}")
 
     def names(self, *families: str) -> list[str]:
-        """Provider names in table order, only those of ``families`` when given."""
+        """Provider names in declaration order, only those of ``families`` when given."""
         return [p.name for p in self.providers if not families or p.family in families]
 
     @property
     def baseline(self) -> Provider:
-        return next(p for p in self.providers if p.baseline)
+        found = [p for p in self.providers if p.baseline]
+        if len(found) != 1:
+            raise ValueError(f"operator {self.kind}: {len(found)} baselines, one is needed")
+        return found[0]
 
     @property
     def document(self) -> Provider:
@@ -176,24 +255,17 @@ class Operator:
         """Every provider that applies to ``workload`` on ``device``, sharing one setting."""
         setting = self.setting(workload, device, dtype)
         return [
-            Case(workload, p, dtype, functools.partial(p.prepare, setting))
+            Case(workload, p, dtype, functools.partial(p.ready, setting))
             for p in self.providers
             if p.applies(workload, device)
         ]
 
-
-def registrar(table: list[Provider]) -> Callable[..., Callable]:
-    """A decorator factory that appends a Provider row to ``table`` for the decorated prepare
-    function: ``@provider("name", "family", times=..., ...)``."""
-
-    def provider(name: str, family: str, **spec: Any) -> Callable:
-        def register(prepare: Callable[[Any], Prepared]) -> Callable[[Any], Prepared]:
-            table.append(Provider(name, family, prepare, **spec))
-            return prepare
-
-        return register
-
-    return provider
+    def prepare(
+        self, name: str, workload: Workload, device: str, dtype: torch.dtype, inputs: Any = None
+    ) -> Prepared:
+        """Provider ``name`` prepared on ``workload`` (with ``inputs`` instead of the seeded
+        ones when given): what the tests call to check a provider against its oracle."""
+        return self.get(name).ready(self.setting(workload, device, dtype, inputs))
 
 
 def kernel(name: str) -> Callable:
@@ -204,31 +276,6 @@ def kernel(name: str) -> Callable:
         return getattr(kernels, name)
     except Exception as err:
         raise Unavailable(f"kernels.{name} cannot be imported: {err}") from err
-
-
-def library_rows(
-    table: list[Provider],
-    prepare: Callable[..., Prepared],
-    rows: tuple[tuple[str, str, str, str], ...],
-    layout: str,
-) -> None:
-    """Append a Provider per (name, family, backend, times) row, prepared by
-    ``prepare(setting, name=..., backend=...)``; the first row is the baseline and the documents'
-    own form; compile rows run only where compiles_here."""
-    for i, (name, family, backend, times) in enumerate(rows):
-        applies = {"applies": compiles_here} if family == "compile" else {}
-        table.append(
-            Provider(
-                name,
-                family,
-                functools.partial(prepare, name=name, backend=backend),
-                times,
-                layout=layout,
-                baseline=i == 0,
-                document=i == 0,
-                **applies,
-            )
-        )
 
 
 def compiles_here(workload: Workload, device: str) -> bool:

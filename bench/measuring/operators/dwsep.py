@@ -3,14 +3,17 @@
 Inputs: deterministic float64 tensors (x, both weights, a standard KxK weight, BN statistics),
 cast per device and dtype. Oracle: the unfused block in float64. Cost: the documents' formula
 MACs, fvcore's count, and the fewest bytes a fused kernel must move. Providers: the standard
-convolution it replaces (the speed-up baseline), each half alone, the PyTorch baselines of
-dwsep_baselines, the fused Triton kernel, and document 001's host-clock method.
+convolution it replaces (the speed-up baseline), each half alone, the PyTorch forms of
+dwsep_modules (eager in each layout, BN folded, torch.compile), the fused Triton kernel, and
+document 001's host-clock method.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import torch
@@ -25,39 +28,72 @@ from bench.measuring.operators.base import (
     NAIVE_NOTE,
     Operator,
     Prepared,
-    Provider,
     Setting,
     compiles_here,
     conv_backend,
     generator,
     kernel,
     naive_timer_wanted,
-    registrar,
 )
-from bench.measuring.operators.dwsep_baselines import BASELINE_SPECS, NHWC, build_baselines
+from bench.measuring.operators.dwsep_modules import (
+    INDUCTOR_NOTE,
+    NHWC,
+    block_modules,
+    depthwise_conv_backend,
+    lazy_compiled,
+    no_grad_call,
+)
 from bench.measuring.suites import DwsepShape
-from kernels.reference import apply_activation, dwsep_reference
+from kernels.reference import apply_activation, dwsep_reference, fold_batchnorm
 
 BnStats = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # mean, var, gamma, beta
 
 
-class DwsepInputs:
-    """Random inputs in float64 on the CPU (seed 0, deterministic), cast on demand."""
+def _bn_stats(n: int, g: torch.Generator) -> BnStats:
+    return (
+        torch.randn(n, generator=g).double() * 0.1,
+        torch.rand(n, generator=g).double() + 0.5,
+        torch.rand(n, generator=g).double() + 0.5,
+        torch.randn(n, generator=g).double() * 0.1,
+    )
 
-    def __init__(self, shape: DwsepShape, batch: int) -> None:
-        g = generator()
+
+def fold(bn: BnStats) -> tuple[torch.Tensor, torch.Tensor]:
+    """BN (mean, var, gamma, beta) in eval as y * scale + shift (float64 stays float64)."""
+    mean, var, gamma, beta = bn
+    return fold_batchnorm(mean, var, gamma, beta)
+
+
+@dataclass(frozen=True)
+class DwsepInputs:
+    """The block's inputs in float64 on the CPU; ``random`` makes the seeded ones."""
+
+    shape: DwsepShape
+    x: torch.Tensor  # (N, C, H, W)
+    dw_weight: torch.Tensor  # (C, 1, K, K)
+    pw_weight: torch.Tensor  # (Cout, C, 1, 1)
+    std_weight: torch.Tensor  # (Cout, C, K, K): the standard conv it replaces
+    bn_dw: BnStats
+    bn_pw: BnStats
+    bn_std: BnStats
+
+    @classmethod
+    def random(cls, shape: DwsepShape, batch: int, seed: int = 0) -> DwsepInputs:
+        g = generator(seed)
         s, k2 = shape, shape.kernel * shape.kernel
-        self.shape, self.batch = s, batch
-        self.x = torch.randn(batch, s.in_ch, s.h, s.w, generator=g, dtype=torch.float64)
-        self.dw_weight = torch.randn(s.in_ch, 1, s.kernel, s.kernel, generator=g).double() / k2
-        self.pw_weight = torch.randn(s.out_ch, s.in_ch, 1, 1, generator=g).double() / s.in_ch**0.5
-        self.std_weight = (
-            torch.randn(s.out_ch, s.in_ch, s.kernel, s.kernel, generator=g).double()
-            / (s.in_ch * k2) ** 0.5
+        return cls(
+            shape,
+            x=torch.randn(batch, s.in_ch, s.h, s.w, generator=g, dtype=torch.float64),
+            dw_weight=torch.randn(s.in_ch, 1, s.kernel, s.kernel, generator=g).double() / k2,
+            pw_weight=torch.randn(s.out_ch, s.in_ch, 1, 1, generator=g).double() / s.in_ch**0.5,
+            std_weight=(
+                torch.randn(s.out_ch, s.in_ch, s.kernel, s.kernel, generator=g).double()
+                / (s.in_ch * k2) ** 0.5
+            ),
+            bn_dw=_bn_stats(s.in_ch, g),
+            bn_pw=_bn_stats(s.out_ch, g),
+            bn_std=_bn_stats(s.out_ch, g),
         )
-        self.bn_dw = _bn_stats(s.in_ch, g)
-        self.bn_pw = _bn_stats(s.out_ch, g)
-        self.bn_std = _bn_stats(s.out_ch, g)
 
     def block_kwargs(self, device: str, dtype: torch.dtype) -> dict:
         """dwsep_block / dwsep_reference keyword arguments (BN folded to scale/shift)."""
@@ -80,22 +116,6 @@ class DwsepInputs:
         kw = self.block_kwargs(device, torch.float64)
         x, dw, pw = (t.to(device) for t in (self.x, self.dw_weight, self.pw_weight))
         return dwsep_reference(x, dw, pw, **kw)
-
-
-def _bn_stats(n: int, g: torch.Generator) -> BnStats:
-    return (
-        torch.randn(n, generator=g).double() * 0.1,
-        torch.rand(n, generator=g).double() + 0.5,
-        torch.rand(n, generator=g).double() + 0.5,
-        torch.randn(n, generator=g).double() * 0.1,
-    )
-
-
-def fold(bn: BnStats, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    """BN (mean, var, gamma, beta) in eval as y * scale + shift."""
-    mean, var, gamma, beta = bn
-    scale = gamma / torch.sqrt(var + eps)
-    return scale, beta - mean * scale
 
 
 def conv_bn_act(
@@ -148,8 +168,8 @@ class DwsepSetting(Setting):
     shape: DwsepShape
 
     @cached_property
-    def data(self) -> DwsepInputs:
-        return DwsepInputs(self.shape, self.batch)
+    def inputs(self) -> DwsepInputs:
+        return DwsepInputs.random(self.shape, self.batch)
 
     @cached_property
     def macs(self) -> int:
@@ -164,32 +184,78 @@ class DwsepSetting(Setting):
         )
 
     @cached_property
-    def baselines(self) -> dict:
-        d = self.data
-        return build_baselines(
+    def modules(self) -> nn.Sequential:
+        """The block as eval-mode nn.Modules (BN as BatchNorm2d) in the setting's dtype."""
+        d = self.inputs
+        return block_modules(
             d.dw_weight.to(self.device, self.dtype),
             d.pw_weight.to(self.device, self.dtype),
             **d.block_kwargs(self.device, self.dtype),
         )
 
-    def separable(self, **fields: object) -> Prepared:
-        """A Prepared of the separable block (its MACs, bytes and float64 oracle)."""
+    def prepared(self, fn: Callable[[], object], **fields: object) -> Prepared:
+        """A Prepared of the separable block: its MACs, bytes and float64 oracle."""
+        fields.setdefault("oracle", lambda: self.inputs.reference64(self.device))
         return Prepared(
-            oracle=lambda: self.data.reference64(self.device),
+            fn=fn,
             macs=self.macs,
             macs_fvcore=fvcore_count(self.shape, self.batch, "separable"),
             nbytes=self.nbytes,
             **fields,
         )
 
+    def module_call(
+        self,
+        call: Callable[[torch.Tensor], torch.Tensor],
+        memory_format: torch.memory_format,
+        note: str,
+        backend: str | None = None,
+        mode: str = "timed",
+    ) -> Prepared:
+        """A Prepared of ``call`` on x in ``memory_format``; ``backend`` defaults to the library
+        the eager depthwise conv dispatches to for this input."""
+        x = self.inputs.x.to(self.device, self.dtype).contiguous(memory_format=memory_format)
+        if backend is None:
+            s = self.shape
+            backend = depthwise_conv_backend(
+                self.device,
+                self.dtype,
+                memory_format,
+                channels=s.in_ch,
+                kernel=s.kernel,
+                stride=s.stride,
+                padding=s.pad,
+                input_shape=tuple(x.shape),
+            )
+        return self.prepared(lambda: call(x), backend=backend, note=note, mode=mode)
 
-PROVIDERS: list[Provider] = []
-provider = registrar(PROVIDERS)
+    def eager(
+        self, module: nn.Module, memory_format: torch.memory_format, note: str, **kw: str
+    ) -> Prepared:
+        """An eval-mode module called under no_grad."""
+        return self.module_call(no_grad_call(module), memory_format, note, **kw)
+
+    def compiled(self, mode: str | None, times: str) -> Prepared:
+        """torch.compile of the NCHW modules: one static graph in a frame of its own."""
+        fn = lazy_compiled(copy.deepcopy(self.modules), mode)
+        return self.module_call(
+            fn, torch.contiguous_format, f"{times}; {INDUCTOR_NOTE}", backend="inductor"
+        )
+
+
+DWSEP = Operator(
+    "dwsep",
+    DwsepShape,
+    DwsepSetting,
+    title="dw-sep block",
+    description="fused depthwise KxK -> BN -> act -> pointwise 1x1 -> BN -> act",
+)
+provider = DWSEP.provider
 
 
 def _conv_part(s: DwsepSetting, part: str) -> Prepared:
     """The standard KxK conv, or one half of the block alone, each + BN (eval) + act, NCHW."""
-    d, sh, b = s.data, s.shape, s.batch
+    d, sh, b = s.inputs, s.shape, s.batch
     x = d.x
     if part == "standard":
         weight, bn, cout, k, groups = d.std_weight, d.bn_std, sh.out_ch, sh.kernel, 1
@@ -222,43 +288,78 @@ def _conv_part(s: DwsepSetting, part: str) -> Prepared:
     )
 
 
-for _part, _name, _family, _times in (
-    ("standard", "standard_conv", "standard", "the standard KxK conv + BN (eval) + act, NCHW"),
-    ("depthwise", "depthwise_only", "part", "the depthwise KxK conv + BN + act alone, NCHW"),
-    ("pointwise", "pointwise_only", "part", "the pointwise 1x1 conv + BN + act alone, NCHW"),
-):
-    PROVIDERS.append(
-        Provider(
-            _name,
-            _family,
-            functools.partial(_conv_part, part=_part),
-            _times,
-            baseline=_part == "standard",
-        )
+@provider(
+    "standard_conv",
+    "standard",
+    baseline=True,
+    times="the standard KxK conv + BN (eval) + act, NCHW",
+)
+def standard_conv(s: DwsepSetting) -> Prepared:
+    return _conv_part(s, "standard")
+
+
+@provider("depthwise_only", "part", times="the depthwise KxK conv + BN + act alone, NCHW")
+def depthwise_only(s: DwsepSetting) -> Prepared:
+    return _conv_part(s, "depthwise")
+
+
+@provider("pointwise_only", "part", times="the pointwise 1x1 conv + BN + act alone, NCHW")
+def pointwise_only(s: DwsepSetting) -> Prepared:
+    return _conv_part(s, "pointwise")
+
+
+EAGER_NCHW_TIMES = "dw conv -> BN -> act -> pw conv -> BN -> act, eager nn.Modules, NCHW"
+BN_AS_MODULES = "BN as BatchNorm2d modules"
+
+
+@provider("eager_nchw", "eager", document=True, times=EAGER_NCHW_TIMES)
+def eager_nchw(s: DwsepSetting) -> Prepared:
+    return s.eager(s.modules, torch.contiguous_format, f"{EAGER_NCHW_TIMES}; {BN_AS_MODULES}")
+
+
+@provider(
+    "eager_channels_last",
+    "eager",
+    layout="nhwc",
+    times="the same eager modules, channels_last input and weights",
+)
+def eager_channels_last(s: DwsepSetting) -> Prepared:
+    module = copy.deepcopy(s.modules).to(memory_format=NHWC)
+    note = f"the same eager modules, channels_last input and weights; {BN_AS_MODULES}"
+    return s.eager(module, NHWC, note)
+
+
+@provider("eager_folded", "eager", times="eager, NCHW, BN folded into the convs' weight and bias")
+def eager_folded(s: DwsepSetting) -> Prepared:
+    d = s.inputs
+    module = block_modules(
+        d.dw_weight.to(s.device, s.dtype),
+        d.pw_weight.to(s.device, s.dtype),
+        fold=True,
+        **d.block_kwargs(s.device, s.dtype),
     )
+    note = "eager, NCHW, BN folded into the convs' weight and bias"
+    return s.eager(module, torch.contiguous_format, note)
 
 
-def _baseline(s: DwsepSetting, name: str, naive: bool = False) -> Prepared:
-    base = s.baselines[name]
-    x = s.data.x.to(s.device, s.dtype).contiguous(memory_format=base.memory_format)
-    note = f"{NAIVE_NOTE} on {name}" if naive else base.note
-    return s.separable(
-        fn=lambda: base.fn(x), backend=base.backend, mode="naive" if naive else "timed", note=note
-    )
+@provider(
+    "compile_default",
+    "compile",
+    applies=compiles_here,
+    times="torch.compile (default mode) of the eager NCHW modules",
+)
+def compile_default(s: DwsepSetting) -> Prepared:
+    return s.compiled(None, "torch.compile (default mode) of the eager NCHW modules")
 
 
-for _spec in BASELINE_SPECS:
-    PROVIDERS.append(
-        Provider(
-            _spec.name,
-            _spec.family,
-            functools.partial(_baseline, name=_spec.name),
-            _spec.times,
-            layout="nhwc" if _spec.memory_format == NHWC else "nchw",
-            document=_spec.document,
-            **({"applies": compiles_here} if _spec.family == "compile" else {}),
-        )
-    )
+@provider(
+    "compile_max_autotune",
+    "compile",
+    applies=compiles_here,
+    times="torch.compile (max-autotune) of the eager NCHW modules",
+)
+def compile_max_autotune(s: DwsepSetting) -> Prepared:
+    return s.compiled("max-autotune", "torch.compile (max-autotune) of the eager NCHW modules")
 
 
 @provider(
@@ -267,10 +368,11 @@ for _spec in BASELINE_SPECS:
     layout="nhwc",
     times="kernels.dwsep_block: the whole block in one Triton kernel, channels_last input",
 )
-def _triton_fused(s: DwsepSetting) -> Prepared:
+def triton_fused(s: DwsepSetting) -> Prepared:
     dwsep_block = kernel("dwsep_block")
     shape, batch = (reduced(s.shape), 1) if s.interpreted else (s.shape, s.batch)
-    inp = s.data if (shape, batch) == (s.shape, s.batch) else DwsepInputs(shape, batch)
+    same = (shape, batch) == (s.shape, s.batch)
+    inp = s.inputs if same else DwsepInputs.random(shape, batch)
     x = inp.x.to(s.device, s.dtype).contiguous(memory_format=NHWC)
     # The weight packed once, outside the timed call, as the models pack theirs at build.
     dw = kernel("pack_dw_weight")(inp.dw_weight.to(s.device, s.dtype))
@@ -279,9 +381,11 @@ def _triton_fused(s: DwsepSetting) -> Prepared:
     note = "fused Triton kernel, channels_last input"
     if s.interpreted:
         note = f"{INTERPRETER_NOTE}; checked on reduced shape {shape.describe(batch)}"
-    prepared = s.separable(fn=lambda: dwsep_block(x, dw, pw, **kw), **s.kernel_fields(note))
-    prepared.oracle = lambda: inp.reference64(s.device)
-    return prepared
+    return s.prepared(
+        lambda: dwsep_block(x, dw, pw, **kw),
+        oracle=lambda: inp.reference64(s.device),
+        **s.kernel_fields(note),
+    )
 
 
 @provider(
@@ -291,15 +395,5 @@ def _triton_fused(s: DwsepSetting) -> Prepared:
     applies=naive_timer_wanted,
     times="document 001's host clock around 100 calls of eager_nchw (no warm-up, no sync)",
 )
-def _naive(s: DwsepSetting) -> Prepared:
-    return _baseline(s, "eager_nchw", naive=True)
-
-
-OPERATOR = Operator(
-    "dwsep",
-    DwsepShape,
-    DwsepSetting,
-    tuple(PROVIDERS),
-    "fused depthwise KxK -> BN -> act -> pointwise 1x1 -> BN -> act",
-    title="dw-sep block",
-)
+def naive_host_clock(s: DwsepSetting) -> Prepared:
+    return s.eager(s.modules, torch.contiguous_format, f"{NAIVE_NOTE} on eager_nchw", mode="naive")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from dataclasses import dataclass
 from functools import cached_property
 
 import torch
@@ -22,14 +23,12 @@ from bench.measuring.operators.base import (
     NAIVE_NOTE,
     Operator,
     Prepared,
-    Provider,
     Setting,
     Unavailable,
     compiles_here,
     conv_backend,
     generator,
     naive_timer_wanted,
-    registrar,
 )
 from bench.measuring.suites import ModelShape, Workload
 from models import registry
@@ -54,6 +53,16 @@ def frozen(model: nn.Module, device: str, dtype: torch.dtype) -> nn.Module:
     return model
 
 
+@dataclass(frozen=True)
+class ModelInputs:
+    """The model built with seed 0 (float32, CPU), a float64 input batch on the device and the
+    model's float64 output on it (the oracle)."""
+
+    model: nn.Module
+    x64: torch.Tensor
+    expected: torch.Tensor
+
+
 class ModelSetting(Setting):
     shape: ModelShape
 
@@ -62,8 +71,7 @@ class ModelSetting(Setting):
         return registry.get(self.shape.name)
 
     @cached_property
-    def base(self) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-        """(model built with seed 0, float64 input on the device, float64 output)."""
+    def inputs(self) -> ModelInputs:
         torch.manual_seed(0)
         model = self.spec.build().eval()
         x64 = torch.randn(
@@ -71,11 +79,12 @@ class ModelSetting(Setting):
         ).to(self.device)
         with torch.no_grad():  # the float64 oracle runs on the device (fp64 is fast on an H200)
             expected = copy.deepcopy(model).to(self.device, torch.float64)(x64)
-        return model, x64, expected
+        return ModelInputs(model, x64, expected)
 
     def prepared(self, model: nn.Module, backend: str, note: str, mode: str = "timed") -> Prepared:
-        _, x64, expected = self.base
-        x = x64.to(self.device, self.dtype)
+        """A Prepared of ``model``'s forward (frozen, in the setting's dtype) on the input."""
+        x = self.inputs.x64.to(self.device, self.dtype)
+        expected = self.inputs.expected
         runnable = frozen(model, self.device, self.dtype)
         macs, fv = model_counts(self.shape.name, self.batch)
         params = sum(p.numel() for p in model.parameters())
@@ -89,6 +98,10 @@ class ModelSetting(Setting):
             mode=mode,
             note=note,
         )
+
+    def fresh_model(self) -> nn.Module:
+        """A copy of the seeded model, for a provider to change or compile."""
+        return copy.deepcopy(self.inputs.model)
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -104,24 +117,29 @@ def _is_mobilenet(workload: Workload, device: str) -> bool:
     return workload.shape.name == "mobilenet_v2"
 
 
-PROVIDERS: list[Provider] = []
-provider = registrar(PROVIDERS)
+MODEL = Operator(
+    "model",
+    ModelShape,
+    ModelSetting,
+    title="whole model",
+    description="a registered model's forward pass (the documents' networks and MobileNetV2)",
+)
+provider = MODEL.provider
 
 
 @provider("torch", "eager", baseline=True, document=True, times="eager PyTorch forward, NCHW")
-def _torch(s: ModelSetting) -> Prepared:
-    return s.prepared(copy.deepcopy(s.base[0]), conv_backend(s.device), "eager PyTorch, NCHW")
+def eager(s: ModelSetting) -> Prepared:
+    return s.prepared(s.fresh_model(), conv_backend(s.device), "eager PyTorch, NCHW")
 
 
 @provider("compile", "compile", applies=compiles_here, times="torch.compile(model), default mode")
-def _compile(s: ModelSetting) -> Prepared:
-    model = torch.compile(copy.deepcopy(s.base[0]))
+def compiled(s: ModelSetting) -> Prepared:
+    model = torch.compile(s.fresh_model())
     return s.prepared(model, "inductor", "torch.compile(model), default mode")
 
 
 def _triton_model(s: ModelSetting, fused: bool) -> Prepared:
     """The depthwise twin on backend='triton', or MobileNetV2 through models.mobilenet.fuse."""
-    model = s.base[0]
     macs, _ = model_counts(s.shape.name, s.batch)
     if s.interpreted and not macs <= INTERPRETER_MODEL_MACS:
         raise Unavailable(
@@ -132,12 +150,12 @@ def _triton_model(s: ModelSetting, fused: bool) -> Prepared:
     if fused:
         from models.mobilenet import fuse
 
-        candidate = fuse(copy.deepcopy(model))
+        candidate = fuse(s.fresh_model())
         note = "dw->pw chains swapped by models.mobilenet.fuse"
     else:
         torch.manual_seed(0)
         candidate = s.spec.build(backend="triton")
-        candidate.load_state_dict(model.state_dict())
+        candidate.load_state_dict(s.inputs.model.state_dict())
         note = "backend='triton'"
     if s.interpreted:
         return s.prepared(
@@ -149,22 +167,24 @@ def _triton_model(s: ModelSetting, fused: bool) -> Prepared:
     return s.prepared(candidate, "triton", note)
 
 
-PROVIDERS += [
-    Provider(
-        "triton",
-        "fused",
-        functools.partial(_triton_model, fused=False),
-        "the depthwise twin built with backend='triton' (fused blocks and RBF kernels)",
-        applies=_has_pair,
-    ),
-    Provider(
-        "fused",
-        "fused",
-        functools.partial(_triton_model, fused=True),
-        "MobileNetV2 with each dw -> BN -> ReLU6 -> 1x1 -> BN chain one fused kernel",
-        applies=_is_mobilenet,
-    ),
-]
+@provider(
+    "triton",
+    "fused",
+    applies=_has_pair,
+    times="the depthwise twin built with backend='triton' (fused blocks and RBF kernels)",
+)
+def triton_twin(s: ModelSetting) -> Prepared:
+    return _triton_model(s, fused=False)
+
+
+@provider(
+    "fused",
+    "fused",
+    applies=_is_mobilenet,
+    times="MobileNetV2 with each dw -> BN -> ReLU6 -> 1x1 -> BN chain one fused kernel",
+)
+def mobilenet_fused(s: ModelSetting) -> Prepared:
+    return _triton_model(s, fused=True)
 
 
 @provider(
@@ -174,17 +194,5 @@ PROVIDERS += [
     applies=naive_timer_wanted,
     times="document 001's host clock around 100 calls of the eager model (no warm-up, no sync)",
 )
-def _naive(s: ModelSetting) -> Prepared:
-    return s.prepared(
-        copy.deepcopy(s.base[0]), conv_backend(s.device), f"{NAIVE_NOTE} on torch", "naive"
-    )
-
-
-OPERATOR = Operator(
-    "model",
-    ModelShape,
-    ModelSetting,
-    tuple(PROVIDERS),
-    "a registered model's forward pass (the documents' networks and MobileNetV2)",
-    title="whole model",
-)
+def naive_host_clock(s: ModelSetting) -> Prepared:
+    return s.prepared(s.fresh_model(), conv_backend(s.device), f"{NAIVE_NOTE} on torch", "naive")

@@ -4,12 +4,13 @@ Inputs: deterministic float64 x, centers and class targets. Oracle: explicit dif
 float64 (the expansion beyond EXACT_ORACLE_ELEMS). Cost: B*K*D MACs (the cross term) and the
 fewest bytes (x, centers read once, B*K written). Providers: document 002's broadcast formula
 (the baseline), torch.cdist both ways, the addmm expansion, torch.compile, torch.mm of the same
-operands (a roof), and the fused Triton kernel. The RBF loss operator reuses the setting.
+operands (a roof), and the fused Triton kernel. The RBF loss operator extends the setting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 
 import torch
@@ -22,12 +23,10 @@ from bench.measuring.operators.base import (
     INTERPRETER_NOTE,
     Operator,
     Prepared,
-    Provider,
     Setting,
+    compiles_here,
     generator,
     kernel,
-    library_rows,
-    registrar,
 )
 from bench.measuring.suites import RbfShape
 from kernels.reference import rbf_distance_reference
@@ -48,13 +47,26 @@ def distances64(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     return sq.clamp_min(0)
 
 
-def rbf_inputs(b: int, d: int, k: int, device: str) -> tuple[torch.Tensor, ...]:
-    """Deterministic float64 x (B, D), centers (K, D) and int64 targets on ``device``."""
-    g = generator()
-    x = torch.randn(b, d, generator=g, dtype=torch.float64)
-    centers = torch.randn(k, d, generator=g, dtype=torch.float64)
-    target = torch.randint(0, k, (b,), generator=g)
-    return x.to(device), centers.to(device), target.to(device)
+@dataclass(frozen=True)
+class RbfInputs:
+    """Float64 features x (B, D), prototypes (K, D) and int64 class targets (B,), on a device;
+    ``random`` makes the seeded ones."""
+
+    x64: torch.Tensor
+    centers64: torch.Tensor
+    target: torch.Tensor
+
+    @classmethod
+    def random(cls, b: int, d: int, k: int, device: str, seed: int = 0) -> RbfInputs:
+        g = generator(seed)
+        x = torch.randn(b, d, generator=g, dtype=torch.float64)
+        centers = torch.randn(k, d, generator=g, dtype=torch.float64)
+        target = torch.randint(0, k, (b,), generator=g)
+        return cls(x.to(device), centers.to(device), target.to(device))
+
+    def cast(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, centers) in ``dtype``."""
+        return self.x64.to(dtype), self.centers64.to(dtype)
 
 
 class _MatmulT(nn.Module):
@@ -66,11 +78,14 @@ class RbfSetting(Setting):
     shape: RbfShape
 
     @cached_property
-    def data(self) -> tuple[torch.Tensor, ...]:
-        """(x64, centers64, target, x, centers): float64 and in the setting's dtype."""
+    def inputs(self) -> RbfInputs:
         s = self.shape
-        x64, c64, target = rbf_inputs(s.batch, s.dim, s.centers, self.device)
-        return x64, c64, target, x64.to(self.dtype), c64.to(self.dtype)
+        return RbfInputs.random(s.batch, s.dim, s.centers, self.device)
+
+    @cached_property
+    def operands(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, centers) in the setting's dtype, shared by its providers."""
+        return self.inputs.cast(self.dtype)
 
     @cached_property
     def fwd_macs(self) -> int:
@@ -93,8 +108,7 @@ class RbfSetting(Setting):
         return s.batch * one_row  # linear in B; a 65536-row trace would run a 65536-row mm
 
     def oracle(self) -> object:
-        x64, c64 = self.data[:2]
-        return distances64(x64, c64)
+        return distances64(self.inputs.x64, self.inputs.centers64)
 
     def prepared(self, fn: Callable[[], object], **fields: object) -> Prepared:
         fields.setdefault("oracle", self.oracle)
@@ -106,67 +120,93 @@ class RbfSetting(Setting):
             **fields,
         )
 
-    def interpreter_inputs(self) -> tuple[tuple[torch.Tensor, ...], str]:
+    def interpreter_inputs(self) -> tuple[RbfInputs, str]:
         """Small odd inputs for the interpreter, and the note saying so."""
         s, small = self.shape, INTERPRETER_SHAPE
         b, d = min(s.batch, small["batch"]), min(s.dim, small["dim"])
         k = min(s.centers, small["centers"])
         note = f"{INTERPRETER_NOTE}; checked on reduced shape B={b} D={d} K={k}"
-        return rbf_inputs(b, d, k, self.device), note
+        return RbfInputs.random(b, d, k, self.device), note
 
 
-def distance_baselines(centers: torch.Tensor) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """The PyTorch ways to get (B, K) squared distances to fixed ``centers``; fns take x (B, D).
-    ||c||^2 is recomputed per call in the expansion, as the fused kernel recomputes everything."""
+RBF = Operator(
+    "rbf",
+    RbfShape,
+    RbfSetting,
+    title="RBF distance",
+    description="squared Euclidean distances from B features to K prototypes (LeNet-5's RBF layer)",
+)
+provider = RBF.provider
+
+
+def expansion(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """||x||^2 + ||c||^2 - 2 x.c by one addmm (||c||^2 recomputed per call, as the fused kernel
+    recomputes everything)."""
+    norms = (x * x).sum(1, keepdim=True) + (centers * centers).sum(1)
+    return torch.addmm(norms, x, centers.t(), alpha=-2.0)
+
+
+def _eager(s: RbfSetting, form: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Prepared:
+    x, c = s.operands
+    return s.prepared(lambda: form(x, c), backend="aten")
+
+
+@provider(
+    "broadcast",
+    "eager",
+    baseline=True,
+    document=True,
+    layout="row-major",
+    times="document 002's broadcast ((x - c)^2).sum(-1), a (B, K, D) intermediate",
+)
+def broadcast(s: RbfSetting) -> Prepared:
+    return _eager(s, rbf_distance_reference)
+
+
+@provider("cdist_mm", "eager", layout="row-major", times="torch.cdist(use_mm_for_euclid_dist) ** 2")
+def cdist_mm(s: RbfSetting) -> Prepared:
+    return _eager(s, lambda x, c: torch.cdist(x, c, compute_mode="use_mm_for_euclid_dist") ** 2)
+
+
+@provider(
+    "cdist_exact",
+    "eager",
+    layout="row-major",
+    times="torch.cdist(donot_use_mm_for_euclid_dist) ** 2",
+)
+def cdist_exact(s: RbfSetting) -> Prepared:
+    return _eager(
+        s, lambda x, c: torch.cdist(x, c, compute_mode="donot_use_mm_for_euclid_dist") ** 2
+    )
+
+
+@provider(
+    "expansion_mm",
+    "eager",
+    layout="row-major",
+    times="||x||^2 + ||c||^2 - 2 x @ c.T by one addmm",
+)
+def expansion_mm(s: RbfSetting) -> Prepared:
+    return _eager(s, expansion)
+
+
+@provider(
+    "compile_broadcast",
+    "compile",
+    layout="row-major",
+    applies=compiles_here,
+    times="torch.compile of the broadcast formula",
+)
+def compile_broadcast(s: RbfSetting) -> Prepared:
+    x, c = s.operands
     compiled: list[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = []
 
-    def compile_broadcast(x: torch.Tensor) -> torch.Tensor:
+    def fn() -> torch.Tensor:
         if not compiled:  # built on first call: torch.compile is slow to set up
             compiled.append(torch.compile(rbf_distance_reference))
-        return compiled[0](x, centers)
+        return compiled[0](x, c)
 
-    def expansion_mm(x: torch.Tensor) -> torch.Tensor:
-        norms = (x * x).sum(1, keepdim=True) + (centers * centers).sum(1)
-        return torch.addmm(norms, x, centers.t(), alpha=-2.0)
-
-    return {
-        "broadcast": lambda x: rbf_distance_reference(x, centers),
-        "cdist_mm": lambda x: torch.cdist(x, centers, compute_mode="use_mm_for_euclid_dist") ** 2,
-        "cdist_exact": lambda x: (
-            torch.cdist(x, centers, compute_mode="donot_use_mm_for_euclid_dist") ** 2
-        ),
-        "expansion_mm": expansion_mm,
-        "compile_broadcast": compile_broadcast,
-    }
-
-
-PROVIDERS: list[Provider] = []
-provider = registrar(PROVIDERS)
-
-
-def _baseline(s: RbfSetting, name: str, backend: str) -> Prepared:
-    _, _, _, x, c = s.data
-    fn = distance_baselines(c)[name]
-    return s.prepared(lambda: fn(x), backend=backend)
-
-
-library_rows(
-    PROVIDERS,
-    _baseline,
-    (
-        (
-            "broadcast",
-            "eager",
-            "aten",
-            "document 002's broadcast ((x - c)^2).sum(-1), a (B, K, D) intermediate",
-        ),
-        ("cdist_mm", "eager", "aten", "torch.cdist(use_mm_for_euclid_dist) ** 2"),
-        ("cdist_exact", "eager", "aten", "torch.cdist(donot_use_mm_for_euclid_dist) ** 2"),
-        ("expansion_mm", "eager", "aten", "||x||^2 + ||c||^2 - 2 x @ c.T by one addmm"),
-        ("compile_broadcast", "compile", "inductor", "torch.compile of the broadcast formula"),
-    ),
-    layout="row-major",
-)
+    return s.prepared(fn, backend="inductor")
 
 
 @provider(
@@ -175,9 +215,10 @@ library_rows(
     layout="row-major",
     times="torch.mm of the same operands: the matmul roof, not a distance",
 )
-def _mm_same_size(s: RbfSetting) -> Prepared:
-    x64, c64, _, x, c = s.data
+def mm_same_size(s: RbfSetting) -> Prepared:
+    x, c = s.operands
     ct = c.t()
+    x64, c64 = s.inputs.x64, s.inputs.centers64
     backend = "cublas" if s.device == "cuda" else "aten-cpu (BLAS)"
     return s.prepared(lambda: torch.mm(x, ct), backend=backend, oracle=lambda: x64 @ c64.t())
 
@@ -188,23 +229,14 @@ def _mm_same_size(s: RbfSetting) -> Prepared:
     layout="row-major",
     times="kernels.rbf_distance: one Triton kernel, accurate far from the origin",
 )
-def _triton_fused(s: RbfSetting) -> Prepared:
+def triton_fused(s: RbfSetting) -> Prepared:
     rbf_distance = kernel("rbf_distance")
-    note = "fused Triton kernel"
-    x64, c64 = s.data[:2]
+    note, inputs = "fused Triton kernel", s.inputs
     if s.interpreted:
-        (x64, c64, _), note = s.interpreter_inputs()
-    x, c = x64.to(s.dtype), c64.to(s.dtype)
+        inputs, note = s.interpreter_inputs()
+    x, c = inputs.cast(s.dtype)
     return s.prepared(
-        lambda: rbf_distance(x, c), oracle=lambda: distances64(x64, c64), **s.kernel_fields(note)
+        lambda: rbf_distance(x, c),
+        oracle=lambda: distances64(inputs.x64, inputs.centers64),
+        **s.kernel_fields(note),
     )
-
-
-OPERATOR = Operator(
-    "rbf",
-    RbfShape,
-    RbfSetting,
-    tuple(PROVIDERS),
-    "squared Euclidean distances from B features to K prototypes (LeNet-5's RBF layer)",
-    title="RBF distance",
-)

@@ -18,14 +18,7 @@ from functools import cached_property
 import torch
 
 from bench.measuring import roofline
-from bench.measuring.operators.base import (
-    Operator,
-    Prepared,
-    Provider,
-    kernel,
-    library_rows,
-    registrar,
-)
+from bench.measuring.operators.base import Operator, Prepared, compiles_here, kernel
 from bench.measuring.operators.rbf_distance import RBF_J, RbfSetting, distances64
 from bench.measuring.suites import RbfShape
 from kernels.reference import rbf_distance_reference, rbf_loss_from_distances, rbf_loss_reference
@@ -47,30 +40,13 @@ def loss_oracle(x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor) ->
     return loss.detach(), gx, gc
 
 
-def loss_baselines(
-    centers: torch.Tensor, target: torch.Tensor, j: float = RBF_J
-) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """Forward + backward of the mean RBF loss; fns take x (B, D) and return the detached loss
-    after gradients for x and centers have been computed (fresh leaves each call)."""
-
-    def doc002(x_leaf: torch.Tensor, c_leaf: torch.Tensor) -> torch.Tensor:
-        return doc002_loss(rbf_distance_reference(x_leaf, c_leaf), target, j)
-
-    def stable(x_leaf: torch.Tensor, c_leaf: torch.Tensor) -> torch.Tensor:
-        return rbf_loss_reference(x_leaf, c_leaf, target, j)
-
-    compiled: list[Callable[..., torch.Tensor]] = []
-
-    def compiled_stable(x_leaf: torch.Tensor, c_leaf: torch.Tensor) -> torch.Tensor:
-        if not compiled:  # built on first call
-            compiled.append(torch.compile(stable))
-        return compiled[0](x_leaf, c_leaf)
-
-    forms = {"doc002_eager": doc002, "eager_stable": stable, "compile": compiled_stable}
-    return {name: functools.partial(_backward, form, centers) for name, form in forms.items()}
-
-
-def _backward(form: Callable, centers: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def backward_of(
+    form: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    centers: torch.Tensor,
+) -> torch.Tensor:
+    """Forward + backward of ``form(x, centers)`` on fresh leaves (gradients for both); returns
+    the detached loss."""
     x_leaf = x.detach().requires_grad_(True)
     c_leaf = centers.detach().requires_grad_(True)
     loss = form(x_leaf, c_leaf)
@@ -93,31 +69,71 @@ class RbfLossSetting(RbfSetting):
         return math.nan  # fvcore traces forward graphs only
 
     def oracle(self) -> object:
-        x64, c64, target = self.data[:3]
-        return loss_oracle(x64, c64, target)
+        return loss_oracle(self.inputs.x64, self.inputs.centers64, self.inputs.target)
 
 
-PROVIDERS: list[Provider] = []
-provider = registrar(PROVIDERS)
-
-
-def _baseline(s: RbfLossSetting, name: str, backend: str) -> Prepared:
-    _, _, target, x, c = s.data
-    fn = loss_baselines(c.clone().requires_grad_(True), target)[name]
-    # the baselines return the detached loss only (their grads live on fresh leaves)
-    return s.prepared(lambda: fn(x), backend=backend, oracle=lambda: s.oracle()[0])
-
-
-library_rows(
-    PROVIDERS,
-    _baseline,
-    (
-        ("doc002_eager", "eager", "aten", "document 002's Criterion as written, fwd + bwd"),
-        ("eager_stable", "eager", "aten", "the loss by logsumexp, fwd + bwd"),
-        ("compile", "compile", "inductor", "torch.compile of the logsumexp form, fwd + bwd"),
-    ),
-    layout="row-major",
+RBF_LOSS = Operator(
+    "rbfloss",
+    RbfShape,
+    RbfLossSetting,
+    title="RBF loss fwd+bwd",
+    description="LeCun et al.'s RBF loss on features and prototypes, forward and backward",
 )
+provider = RBF_LOSS.provider
+
+
+def _eager(s: RbfLossSetting, form: Callable[..., torch.Tensor], backend: str) -> Prepared:
+    """An autograd form of the loss, fwd + bwd; its row checks the loss value (the gradients
+    live on fresh leaves each call)."""
+    x, c = s.operands
+    target = s.inputs.target
+    loss = functools.partial(form, target=target, j=RBF_J)
+    return s.prepared(
+        lambda: backward_of(loss, x, c), backend=backend, oracle=lambda: s.oracle()[0]
+    )
+
+
+def doc002_form(
+    x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, j: float
+) -> torch.Tensor:
+    return doc002_loss(rbf_distance_reference(x, centers), target, j)
+
+
+@provider(
+    "doc002_eager",
+    "eager",
+    baseline=True,
+    document=True,
+    layout="row-major",
+    times="document 002's Criterion as written, fwd + bwd",
+)
+def doc002_eager(s: RbfLossSetting) -> Prepared:
+    return _eager(s, doc002_form, "aten")
+
+
+@provider("eager_stable", "eager", layout="row-major", times="the loss by logsumexp, fwd + bwd")
+def eager_stable(s: RbfLossSetting) -> Prepared:
+    return _eager(s, rbf_loss_reference, "aten")
+
+
+@provider(
+    "compile",
+    "compile",
+    layout="row-major",
+    applies=compiles_here,
+    times="torch.compile of the logsumexp form, fwd + bwd",
+)
+def compile_stable(s: RbfLossSetting) -> Prepared:
+    compiled: list[Callable[..., torch.Tensor]] = []
+
+    def form(
+        x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, j: float
+    ) -> torch.Tensor:
+        if not compiled:  # built on first call
+            compiled.append(torch.compile(rbf_loss_reference))
+        return compiled[0](x, centers, target, j)
+
+    return _eager(s, form, "inductor")
 
 
 @provider(
@@ -126,27 +142,17 @@ library_rows(
     layout="row-major",
     times="kernels.rbf_loss: Triton forward, grad_x and grad_centers kernels",
 )
-def _triton_fused(s: RbfLossSetting) -> Prepared:
+def triton_fused(s: RbfLossSetting) -> Prepared:
     rbf_loss = kernel("rbf_loss")
-    note = "fused Triton kernel"
-    x64, c64, target = s.data[:3]
+    note, inputs = "fused Triton kernel", s.inputs
     if s.interpreted:
-        (x64, c64, target), note = s.interpreter_inputs()
-    xg = x64.to(s.dtype).requires_grad_(True)
-    cg = c64.to(s.dtype).requires_grad_(True)
+        inputs, note = s.interpreter_inputs()
+    x, c = inputs.cast(s.dtype)
+    xg, cg, target = x.requires_grad_(True), c.requires_grad_(True), inputs.target
 
     def fn() -> tuple[torch.Tensor, ...]:
         loss = rbf_loss(xg, cg, target, RBF_J)
         return (loss.detach(), *torch.autograd.grad(loss, (xg, cg)))
 
-    return s.prepared(fn, oracle=lambda: loss_oracle(x64, c64, target), **s.kernel_fields(note))
-
-
-OPERATOR = Operator(
-    "rbfloss",
-    RbfShape,
-    RbfLossSetting,
-    tuple(PROVIDERS),
-    "LeCun et al.'s RBF loss on features and prototypes, forward and backward",
-    title="RBF loss fwd+bwd",
-)
+    oracle = functools.partial(loss_oracle, inputs.x64, inputs.centers64, target)
+    return s.prepared(fn, oracle=oracle, **s.kernel_fields(note))

@@ -4,6 +4,7 @@ versions and the git SHA. Every row of a run carries these columns.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.metadata
 import os
 import platform
@@ -16,11 +17,16 @@ import torch
 from bench.errors import UserError
 
 DEVICES = ("cpu", "cuda")
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 # CPU runs use one thread unless SEPBENCH_THREADS says otherwise: on a machine whose cores are
 # shared, two OpenMP threads stalled at barriers (a 4->8 channel 8x8 conv: 24-48 ms with 2
 # threads vs 0.008 ms with 1, measured on the 2-core reference machine).
 CPU_THREADS_ENV = "SEPBENCH_THREADS"
+
+
+def utc_now() -> str:
+    """The time a row or a run was written: UTC, ISO 8601, to the second."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def resolve_device(device: str | torch.device = "auto") -> str:

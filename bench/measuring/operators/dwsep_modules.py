@@ -1,15 +1,14 @@
-"""The PyTorch baselines of the fused dw-sep block: eager modules in each layout, BN folded, and
-torch.compile, plus which library PyTorch's depthwise convolution really dispatches to.
+"""The PyTorch forms of the fused dw-sep block that its baselines time: eval-mode nn.Modules in
+each layout, BN folded or as modules, torch.compile of them in a frame of their own, and which
+library PyTorch's depthwise convolution really dispatches to.
 
-Each baseline computes exactly what ``kernels.dwsep_block`` computes, from the same weights and
-folded BN scale/shift, as eval-mode nn.Modules on the weights' device and dtype.
+Each computes exactly what ``kernels.dwsep_block`` computes, from the same weights and folded BN
+scale/shift, on the weights' device and dtype.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -21,75 +20,6 @@ INDUCTOR_NOTE = (
     "Inductor fuses BN/act; convolutions stay extern ATen calls (cuDNN) unless max-autotune picks "
     "a Triton conv template"
 )
-
-
-@dataclass(frozen=True)
-class BaselineSpec:
-    """How one baseline is built: layout, BN folded or not, torch.compile mode (or eager)."""
-
-    name: str
-    family: str  # "eager" or "compile"
-    memory_format: torch.memory_format
-    fold: bool
-    compile_mode: str | None
-    times: str
-    document: bool = False
-
-
-BASELINE_SPECS = (
-    BaselineSpec(
-        "eager_nchw",
-        "eager",
-        NCHW,
-        False,
-        None,
-        "dw conv -> BN -> act -> pw conv -> BN -> act, eager nn.Modules, NCHW",
-        document=True,
-    ),
-    BaselineSpec(
-        "eager_channels_last",
-        "eager",
-        NHWC,
-        False,
-        None,
-        "the same eager modules, channels_last input and weights",
-    ),
-    BaselineSpec(
-        "eager_folded",
-        "eager",
-        NCHW,
-        True,
-        None,
-        "eager, NCHW, BN folded into the convs' weight and bias",
-    ),
-    BaselineSpec(
-        "compile_default",
-        "compile",
-        NCHW,
-        False,
-        "default",
-        "torch.compile (default mode) of the eager NCHW modules",
-    ),
-    BaselineSpec(
-        "compile_max_autotune",
-        "compile",
-        NCHW,
-        False,
-        "max-autotune",
-        "torch.compile (max-autotune) of the eager NCHW modules",
-    ),
-)
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """A baseline ready to call: ``fn`` takes x already in ``memory_format``."""
-
-    name: str
-    fn: Callable[[torch.Tensor], torch.Tensor]
-    backend: str
-    memory_format: torch.memory_format
-    note: str
 
 
 _CONV_BACKEND_NAMES = {
@@ -141,29 +71,11 @@ def depthwise_conv_backend(
     return _CONV_BACKEND_NAMES.get(name, name.lower())
 
 
-class _ScaleShift(nn.Module):
-    """y * scale + shift per channel, as two plain elementwise ops (bn_modules=False)."""
-
-    def __init__(self, scale: torch.Tensor | None, shift: torch.Tensor | None) -> None:
-        super().__init__()
-        self.scale = None if scale is None else nn.Parameter(scale.view(1, -1, 1, 1))
-        self.shift = None if shift is None else nn.Parameter(shift.view(1, -1, 1, 1))
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        if self.scale is not None:
-            y = y * self.scale
-        if self.shift is not None:
-            y = y + self.shift
-        return y
-
-
 def _affine_module(
-    channels: int, scale: torch.Tensor | None, shift: torch.Tensor | None, bn_modules: bool
+    channels: int, scale: torch.Tensor | None, shift: torch.Tensor | None
 ) -> nn.Module:
     if scale is None and shift is None:
         return nn.Identity()
-    if not bn_modules:
-        return _ScaleShift(scale, shift)
     # An eval-mode BatchNorm2d computing y * scale + shift: mean 0 and var 1 - eps make
     # (y - mean) / sqrt(var + eps) == y, so weight and bias are the scale and shift themselves.
     bn = nn.BatchNorm2d(channels)
@@ -193,7 +105,6 @@ def block_modules(
     pw_scale: torch.Tensor | None = None,
     pw_shift: torch.Tensor | None = None,
     pw_activation: str | None = None,
-    bn_modules: bool = True,
     fold: bool = False,
 ) -> nn.Sequential:
     """dw conv -> BN -> act -> pw conv -> BN -> act as eval-mode nn.Modules on the weights'
@@ -218,15 +129,15 @@ def block_modules(
                 conv.weight.copy_(weight)
     layers = [dw]
     if not fold:
-        layers.append(_affine_module(c, dw_scale, dw_shift, bn_modules))
+        layers.append(_affine_module(c, dw_scale, dw_shift))
     layers += [_activation_module(activation), pw]
     if not fold:
-        layers.append(_affine_module(cout, pw_scale, pw_shift, bn_modules))
+        layers.append(_affine_module(cout, pw_scale, pw_shift))
     layers.append(_activation_module(pw_activation))
     return nn.Sequential(*layers).to(dw_weight.device, dw_weight.dtype).eval().requires_grad_(False)
 
 
-def _no_grad_call(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+def no_grad_call(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return module(x)
@@ -234,7 +145,7 @@ def _no_grad_call(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return run
 
 
-def _lazy_compiled(module: nn.Module, mode: str) -> Callable[[torch.Tensor], torch.Tensor]:
+def lazy_compiled(module: nn.Module, mode: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
     """torch.compile(module, mode=mode), built on the first call (compiling costs seconds).
 
     Each baseline gets its own frame: Dynamo caches compiled graphs on the code object of the
@@ -256,47 +167,3 @@ def _lazy_compiled(module: nn.Module, mode: str) -> Callable[[torch.Tensor], tor
             return compiled[0](x)
 
     return run
-
-
-def build_baselines(
-    dw_weight: torch.Tensor,
-    pw_weight: torch.Tensor,
-    *,
-    bn_modules: bool = True,
-    input_shape: tuple[int, int, int, int] | None = None,
-    **block: object,
-) -> dict[str, Baseline]:
-    """Every BASELINE_SPECS entry for ``kernels.dwsep_block``'s arguments (``block``: stride,
-    padding, dw_scale, ..., pw_activation), by name. ``bn_modules=False`` applies scale/shift as
-    plain mul/add instead of BatchNorm2d modules. ``backend`` names the depthwise conv's library
-    (decided exactly when ``input_shape`` is given, see depthwise_conv_backend)."""
-    unfolded = block_modules(dw_weight, pw_weight, bn_modules=bn_modules, **block)
-    folded = block_modules(dw_weight, pw_weight, bn_modules=bn_modules, fold=True, **block)
-    channels_last = copy.deepcopy(unfolded).to(memory_format=NHWC)
-    c, k = dw_weight.shape[0], dw_weight.shape[-1]
-    stride, padding = block.get("stride", 1), block.get("padding")
-    bn_kind = "BatchNorm2d modules" if bn_modules else "mul/add"
-    out = {}
-    for spec in BASELINE_SPECS:
-        if spec.compile_mode is not None:
-            mode = None if spec.compile_mode == "default" else spec.compile_mode
-            fn = _lazy_compiled(copy.deepcopy(unfolded), mode)
-            backend, note = "inductor", f"{spec.times}; {INDUCTOR_NOTE}"
-        else:
-            module = (
-                folded if spec.fold else channels_last if spec.memory_format == NHWC else unfolded
-            )
-            fn = _no_grad_call(module)
-            backend = depthwise_conv_backend(
-                dw_weight.device,
-                dw_weight.dtype,
-                spec.memory_format,
-                channels=c,
-                kernel=k,
-                stride=stride,
-                padding=padding,
-                input_shape=input_shape,
-            )
-            note = spec.times if spec.fold else f"{spec.times}; BN as {bn_kind}"
-        out[spec.name] = Baseline(spec.name, fn, backend, spec.memory_format, note)
-    return out

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import UserError
-from bench.outdir import check_out_dir
+from bench.files import check_out_dir
 
 OURS = ("results.csv",)
 
