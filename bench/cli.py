@@ -75,7 +75,30 @@ def _report(sub: argparse._SubParsersAction) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="size", action="store_const", const="quick")
     size.add_argument("--full", dest="size", action="store_const", const="full")
+    size.add_argument(
+        "--smoke",
+        dest="size",
+        action="store_const",
+        const="smoke",
+        help="one tiny workload per suite: every provider checked in a minute or two",
+    )
     p.set_defaults(size="quick")
+    p.add_argument(
+        "--providers",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="P",
+        help="measure only these providers or families (e.g. fused eager standard_conv)",
+    )
+    p.add_argument(
+        "--skip-providers",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="P",
+        help="leave out these providers or families (e.g. compile)",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument(
         "--out",
@@ -95,6 +118,13 @@ def _report(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("plot", help="redraw the plots and summary of a report folder from its CSV")
     p.add_argument("dir")
+
+    p = sub.add_parser(
+        "gpu-check",
+        help="a new GPU checked in ~10 minutes: versions, smoke report with peaks, GPU tests, "
+        "autotuned configs beside their compiled figures (at most 8 files)",
+    )
+    p.add_argument("--out", default="runs/gpu-check", help="folder for the files")
 
 
 def _inspect(sub: argparse._SubParsersAction) -> None:
@@ -233,6 +263,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "claims": commands.claims,
     "report": commands.report,
     "plot": commands.plot,
+    "gpu-check": commands.gpu_check,
     "inspect": commands.inspect,
     "train": commands.train,
     "compare-training": commands.compare_training,

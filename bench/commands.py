@@ -144,6 +144,8 @@ def report(args: argparse.Namespace) -> int:
             device=args.device,
             out=out,
             fresh=args.fresh,
+            providers=tuple(args.providers or ()),
+            skip_providers=tuple(args.skip_providers or ()),
         )
         done = pipeline.make_report(opts)
     df = done.results
@@ -165,6 +167,15 @@ def plot(args: argparse.Namespace) -> int:
 
     for path in redraw(Path(args.dir)):
         print(f"wrote {path}")
+    return 0
+
+
+def gpu_check(args: argparse.Namespace) -> int:
+    """`make gpu-check`: the first check of a new GPU (bench.reporting.gpu_check)."""
+    from bench.reporting.gpu_check import run_gpu_check
+
+    path = run_gpu_check(Path(args.out))
+    print(f"wrote {path.parent}/ (check.md last)")
     return 0
 
 

@@ -15,6 +15,9 @@ from kernels import _runtime
 # No tile is pruned below this width: tl.dot needs 16 on every side.
 MIN_TILE = 16
 Sizes = Callable[[dict], dict[str, int]]
+# Every autotuner built in this process, as (kernel name, autotuner): what `sepbench gpu-check`
+# reads the chosen configs from (Autotuner.cache: key -> best config).
+BUILT: list[tuple[str, Any]] = []
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,13 @@ class Tunable:
 
     def autotuned(self, dtype: Any = None) -> Any:
         """The autotuner over configs(dtype) (one per dtype family, built by the caller)."""
-        return triton.autotune(
+        tuner = triton.autotune(
             configs=self.configs(dtype),
             key=list(self.key),
             prune_configs_by={"early_config_prune": self.prune},
         )(self.kernel)
+        BUILT.append((getattr(self.kernel, "__name__", str(self.kernel)), tuner))
+        return tuner
 
 
 def fit_to_problem(configs: list[triton.Config], sizes: dict[str, int]) -> list[triton.Config]:

@@ -3,7 +3,6 @@ JSON conversion, and a real (smoke-size) CPU report end to end."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -14,6 +13,7 @@ import pytest
 import torch
 
 from bench import commands, provenance
+from bench.cli import build_parser
 from bench.errors import Interrupted, UserError
 from bench.measuring import runner, timing
 from bench.measuring.operators import Case, Prepared, Provider, Unavailable
@@ -51,7 +51,8 @@ WORKLOAD = Workload("rbf", RbfShape(8, 4, 3), 8)
 @pytest.fixture(autouse=True)
 def fixed_peaks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Peaks measurement (a 256 MiB copy) is tested in test_timing; here it is a constant."""
-    monkeypatch.setattr(timing, "measure_peaks", lambda device: timing.Peaks(10.0, 0.1, "float32"))
+    peaks = timing.Peaks(10.0, (timing.Roof("fp32", "float32", 0.1),))
+    monkeypatch.setattr(timing, "measure_peaks", lambda device: peaks)
 
 
 def _prepared(value: float = 1.0) -> Prepared:
@@ -270,14 +271,7 @@ def test_bad_json_and_bad_cli_input_are_user_errors(tmp_path: Path) -> None:
     bad.write_text("not json")
     with pytest.raises(UserError, match="cannot read"):
         rows_from_pytest_benchmark(bad)
-    args = argparse.Namespace(
-        suite=["nope"],
-        size="quick",
-        device="cpu",
-        out=str(tmp_path),
-        fresh=False,
-        from_pytest_benchmark=None,
-    )
+    args = build_parser().parse_args(["report", "--suite", "nope", "--out", str(tmp_path)])
     with pytest.raises(UserError, match="unknown suite"):
         commands.report(args)
     if not torch.cuda.is_available():
@@ -297,13 +291,8 @@ def test_smoke_report_end_to_end_on_cpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """The real providers, kernels (interpreter), plots and summary on the tiny smoke suite."""
-    args = argparse.Namespace(
-        suite=None,
-        size="smoke",
-        device="cpu",
-        out=str(tmp_path),
-        fresh=True,
-        from_pytest_benchmark=None,
+    args = build_parser().parse_args(
+        ["report", "--smoke", "--device", "cpu", "--out", str(tmp_path), "--fresh"]
     )
     assert commands.report(args) == 0
     df = pd.read_csv(tmp_path / "results.csv")

@@ -14,6 +14,7 @@ from bench.errors import UserError
 from bench.files import read_csv
 from bench.measuring import roofline
 from bench.measuring.suites import kind_of_workload_id
+from bench.measuring.timing import method_family
 
 KEY = ("suite", "workload", "provider", "dtype", "batch")
 COLUMNS = [
@@ -35,9 +36,12 @@ COLUMNS = [
     "device",
     "backend",
     "layout",
+    "precision",  # the arithmetic the row ran on: fp16, bf16, tf32 or fp32 (timing.PRECISIONS)
     "threads",
     "timing_method",
     "repeats",
+    "compile_graphs",  # torch.compile rows: graphs Dynamo compiled for the case (one, static)
+    "compile_recompiles",  # ... and recompiles of its frame (zero)
     "torch_version",
     "triton_version",
     "git_sha",
@@ -69,7 +73,7 @@ REQUIRED_COLUMNS = (
     "timestamp",
     "status",
 )
-STATUSES = ("ok", "error", "unavailable", "interpreter")
+STATUSES = ("ok", "error", "unavailable", "interpreter", "skipped")
 DONE_STATUSES = ("ok", "interpreter")
 # Appended to the message of an "unavailable" row whose reason holds for this code on this device
 # (the interpreter's size limit): a resumed run keeps the row instead of trying again.
@@ -87,6 +91,8 @@ NUMERIC = (
 )
 # Must hold a number (or nothing) in a results.csv this module reads back.
 CHECKED_NUMERIC = (
+    "compile_graphs",
+    "compile_recompiles",
     *NUMERIC,
     "batch",
     "macs_fvcore",
@@ -110,15 +116,28 @@ def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["status"] == "ok") & (df["suite"] != PEAKS_SUITE)]
 
 
-def peaks_of(df: pd.DataFrame) -> tuple[float, float]:
-    """(copy GB/s, matmul TFLOP/s) from the peaks rows; NaN when a run has none."""
+# A row's precision when it names none (older files; CPU rows): its dtype's own arithmetic.
+DTYPE_PRECISION = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
+
+
+def peaks_of(df: pd.DataFrame) -> tuple[float, dict[str, float]]:
+    """(copy GB/s, {precision: matmul TFLOP/s}) from the peaks rows; NaN / {} when a run has
+    none. Rows written before peaks carried a precision count as their dtype's."""
     peaks = df[df["suite"] == PEAKS_SUITE]
     copy = peaks.loc[peaks["workload"] == "copy_bandwidth", "gbps"]
-    mm = peaks.loc[peaks["workload"] == "matmul_rate", "tflops"]
-    return (
-        float(copy.iloc[-1]) if len(copy) else math.nan,
-        float(mm.iloc[-1]) if len(mm) else math.nan,
-    )
+    roofs = {}
+    for _, r in peaks[peaks["workload"] == "matmul_rate"].iterrows():
+        precision = r.get("precision")
+        if not isinstance(precision, str):
+            precision = DTYPE_PRECISION.get(str(r["dtype"]), str(r["dtype"]))
+        roofs[precision] = float(r["tflops"])
+    return (float(copy.iloc[-1]) if len(copy) else math.nan), roofs
+
+
+def row_precisions(df: pd.DataFrame) -> pd.Series:
+    """Each row's precision, its dtype's when it names none."""
+    default = df["dtype"].astype(str).map(DTYPE_PRECISION)
+    return df["precision"].where(df["precision"].notna(), default)
 
 
 def fill_kinds(df: pd.DataFrame) -> pd.DataFrame:
@@ -138,18 +157,29 @@ def add_derived(df: pd.DataFrame) -> pd.DataFrame:
     seconds = df["latency_ms_p50"] * 1e-3
     df.loc[work, "tflops"] = 2 * df["macs"] / seconds / 1e12
     df.loc[work, "gbps"] = df["bytes"] / seconds / 1e9
-    copy_gbps, mm_tflops = peaks_of(df)
+    copy_gbps, roofs = peaks_of(df)
+    precision = row_precisions(df)
     df["pct_of_peak"] = [
-        roofline.pct_of_peak(t, m, b, copy_gbps, mm_tflops) if w else math.nan
-        for t, m, b, w in zip(df["tflops"], df["macs"], df["bytes"], work, strict=True)
+        roofline.pct_of_peak(t, m, b, copy_gbps, roofs.get(p, math.nan)) if w else math.nan
+        for t, m, b, p, w in zip(
+            df["tflops"], df["macs"], df["bytes"], precision, work, strict=True
+        )
     ]
-    group = ["suite", "workload", "dtype", "batch"]
+    # Speed-up against the baseline of the same workload, dtype and batch, timed by the same
+    # clock (timing.method_family): a ratio of two methods is no speed-up.
+    group = ["suite", "workload", "dtype", "batch", "_clock"]
+    df["_clock"] = df["timing_method"].map(timing_family)
     base = df[(df["provider"] == df["baseline"]) & (df["status"] == "ok")]
     base = base.set_index(group)["latency_ms_p50"]
     base = base[~base.index.duplicated(keep="last")]
     joined = df.join(base.rename("_base_ms"), on=group)
     df["speedup_vs_baseline"] = joined["_base_ms"] / df["latency_ms_p50"]
-    return df
+    return df.drop(columns="_clock")
+
+
+def timing_family(method: object) -> str:
+    """timing.method_family of a timing_method cell ("" for none)."""
+    return method_family(method) if isinstance(method, str) else ""
 
 
 def is_done(row: dict) -> bool:

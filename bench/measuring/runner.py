@@ -11,8 +11,9 @@ speedup) are recomputed from the raw columns on every write, so they always agre
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -20,17 +21,21 @@ import torch
 
 from bench.errors import Interrupted, UserError, error_text
 from bench.files import move_aside, write_csv_atomic
-from bench.measuring import timing
+from bench.measuring import plans, timing
 from bench.measuring.operators import (
+    FAMILIES,
     Case,
     Prepared,
     Unavailable,
     baseline_of,
     cases_for,
+    compiling,
     max_rel_err,
+    provider_names,
 )
 from bench.measuring.results import (
     COLUMNS,
+    DTYPE_PRECISION,
     KEY,
     LASTING,
     PEAKS_SUITE,
@@ -40,14 +45,13 @@ from bench.measuring.results import (
     add_derived,
     is_done,
     load_results,
+    peaks_of,
     run_of,
 )
 from bench.measuring.suites import Workload
 from bench.progress import progress as progress_bar
 from bench.provenance import environment, short_sha, utc_now
 
-# Below this median a GPU workload is launch-bound; it is re-timed with CUDA-graph replay.
-CUDA_GRAPH_BELOW_MS = 0.02
 # CPU timer settings per suite size: (min_run_time, per-row budget), seconds. The budget caps
 # slow rows at 3 samples (timing.MIN_BUDGET_SAMPLES); the quick CPU report must fit in 150 s.
 TIMER_SETTINGS = {"quick": (0.1, 2.0), "smoke": (0.1, 2.0), "full": (0.3, 10.0)}
@@ -65,13 +69,17 @@ def measure_case(
     min_run_time: float = 0.2,
     timer: Timer | None = None,
     budget_s: float | None = None,
+    *,
+    cuda_graph: bool = False,
 ) -> dict:
     """Prepare, check and time one case into a row; never raises except KeyboardInterrupt /
     SystemExit. ``timer`` replaces bench.measuring.timing's (the pytest-benchmark suite passes
     its own fixture this way, so both paths build the same row); ``budget_s`` caps the seconds
-    spent timing a slow case (see timing.time_callable). The row's elapsed_s is the whole case."""
+    spent timing a slow case (see timing.time_callable); ``cuda_graph``: the workload's clock
+    is CUDA-graph replay (plans.use_cuda_graph decides it per workload). The row's elapsed_s is
+    the whole case."""
     start = time.perf_counter()
-    row = _measure(case, device, env, min_run_time, timer, budget_s)
+    row = _measure(case, device, env, min_run_time, timer, budget_s, cuda_graph)
     return {**row, "elapsed_s": time.perf_counter() - start}
 
 
@@ -82,6 +90,7 @@ def _measure(
     min_run_time: float,
     timer: Timer | None,
     budget_s: float | None,
+    cuda_graph: bool,
 ) -> dict:
     row = {
         "suite": case.workload.suite,
@@ -97,6 +106,14 @@ def _measure(
         **env,
     }
     try:
+        refusal = plans.memory_refusal(case, device)
+    except Exception as err:  # a cost model that cannot be evaluated must not stop the run
+        _reraise_interrupt(err)
+        refusal = None
+    if refusal is not None:
+        return {**row, "status": "skipped", "message": refusal}
+    graphs_before = compiling.graphs_compiled() if case.spec.family == "compile" else 0
+    try:
         prepared = case.prepare()
     except Unavailable as err:
         lasting = LASTING if err.lasting else ""
@@ -111,16 +128,35 @@ def _measure(
         macs_fvcore=prepared.macs_fvcore,
         bytes=prepared.nbytes,
         backend=prepared.backend,
+        precision=prepared.precision or DTYPE_PRECISION.get(row["dtype"], ""),
         note=prepared.note or case.spec.times,
     )
     try:
-        return {**row, **_run_prepared(prepared, device, min_run_time, timer, budget_s)}
+        row.update(_run_prepared(prepared, device, min_run_time, timer, budget_s, cuda_graph))
     except torch.cuda.OutOfMemoryError as err:
         torch.cuda.empty_cache()
         return {**row, "status": "error", "message": "out of memory: " + error_text(err)}
     except Exception as err:
         _reraise_interrupt(err)
         return {**row, "status": "error", "message": error_text(err)}
+    if prepared.compiled is not None:
+        row.update(_compile_record(prepared.compiled, graphs_before))
+    return row
+
+
+def _compile_record(frame: compiling.StaticCompile, graphs_before: int) -> dict:
+    """compile_graphs / compile_recompiles of a torch.compile row, read from Dynamo; a frame that
+    holds no compiled graph ran eagerly, so its latency is not torch.compile's: an error row."""
+    entries = frame.entries()
+    record: dict = {"compile_graphs": compiling.graphs_compiled() - graphs_before}
+    if entries >= 0:
+        record["compile_recompiles"] = max(entries - 1, 0)
+    if entries == 0:
+        record.update(
+            status="error",
+            message="torch.compile left no compiled graph for this case: it ran eagerly",
+        )
+    return record
 
 
 def _reraise_interrupt(err: BaseException) -> None:
@@ -139,6 +175,7 @@ def _run_prepared(
     min_run_time: float,
     timer: Timer | None,
     budget_s: float | None,
+    cuda_graph: bool,
 ) -> dict:
     out: dict = {}
     measured = None
@@ -153,15 +190,19 @@ def _run_prepared(
         return {**out, "status": "interpreter", "message": "no latency: Triton interpreter"}
     if measured is None and timer is not None:
         measured = timer(prepared.fn)
+    if measured is None and cuda_graph:
+        try:
+            measured = timing.time_callable(prepared.fn, device, cuda_graph=True)
+        except Exception as err:  # capture is not allowed for every provider
+            _reraise_interrupt(err)
+            out["message"] = (
+                f"cuda-graph capture failed ({error_text(err)}): timed by do_bench instead, so "
+                "no speed-up against this workload's graph-timed rows"
+            )
     if measured is None:
         measured = timing.time_callable(
             prepared.fn, device, min_run_time=min_run_time, warmup_calls=0, budget_s=budget_s
         )
-        if device == "cuda" and measured.p50_ms < CUDA_GRAPH_BELOW_MS:
-            try:
-                measured = timing.time_callable(prepared.fn, device, cuda_graph=True)
-            except Exception as err:  # capture is not allowed for every provider
-                out["message"] = f"cuda-graph replay failed ({error_text(err)}); do_bench kept"
     return {
         **out,
         "latency_ms_p50": measured.p50_ms,
@@ -174,10 +215,11 @@ def _run_prepared(
 
 
 def peak_rows(device: str, env: dict) -> list[dict]:
-    """The run's roofs as rows of the CSV itself, so plots need nothing else."""
+    """The run's roofs as rows of the CSV itself, so plots need nothing else: the copy
+    bandwidth, and the matmul rate of each precision (timing.measure_peaks)."""
     peaks = timing.measure_peaks(device)
     common = {"suite": PEAKS_SUITE, "batch": 1, "status": "ok", "timestamp": utc_now(), **env}
-    return [
+    rows = [
         {
             **common,
             "workload": "copy_bandwidth",
@@ -186,19 +228,22 @@ def peak_rows(device: str, env: dict) -> list[dict]:
             "shape": "256 MiB copy",
             "gbps": peaks.copy_gbps,
             "note": "(read + write bytes) / median copy time",
-        },
-        {
-            **common,
-            "workload": "matmul_rate",
-            "provider": peaks.matmul_method,
-            "dtype": peaks.matmul_dtype,
-            "shape": "square matmul"
-            if peaks.matmul_method == "torch_mm"
-            else "3x3 conv 256->256 32x32",
-            "tflops": peaks.matmul_tflops,
-            "note": "FLOPs / median time of the faster of torch.mm and (CPU) a dense 3x3 conv",
-        },
+        }
     ]
+    for roof in peaks.roofs:
+        rows.append(
+            {
+                **common,
+                "workload": "matmul_rate",
+                "provider": roof.method,
+                "dtype": roof.dtype,
+                "precision": roof.precision,
+                "shape": "3x3 conv 256->256 32x32" if roof.method == "conv3x3" else "square mm",
+                "tflops": roof.tflops,
+                "note": f"FLOPs / median time: {timing.PRECISIONS[roof.precision]}",
+            }
+        )
+    return rows
 
 
 def _key(row: dict) -> tuple:
@@ -255,6 +300,25 @@ def _move_aside(csv: Path, rows: Iterable[dict]) -> Path:
     return move_aside(csv, short_sha(shas.pop()) if len(shas) == 1 else None)
 
 
+def select(cases: list[Case], providers: Sequence[str] = (), skip: Sequence[str] = ()) -> list:
+    """The cases whose provider (name or family) is in ``providers`` (all when empty) and not in
+    ``skip``; a name that is neither a provider nor a family is a UserError listing both."""
+    names = {c.provider for c in cases} | set(provider_names())
+    families = set(FAMILIES)
+    unknown = [p for p in (*providers, *skip) if p not in names and p not in families]
+    if unknown:
+        raise UserError(
+            f"unknown provider or family name(s) {', '.join(unknown)}; providers: "
+            f"{', '.join(sorted(names))}; families: {', '.join(FAMILIES)}"
+        )
+
+    def chosen(case: Case) -> bool:
+        tags = {case.provider, case.spec.family}
+        return (not providers or bool(tags & set(providers))) and not tags & set(skip)
+
+    return [c for c in cases if chosen(c)]
+
+
 def run(
     workloads: Iterable[Workload],
     out_dir: Path,
@@ -267,9 +331,19 @@ def run(
     threads: int | None = None,
     progress: bool = True,
     size: str = "",
+    providers: Sequence[str] = (),
+    skip_providers: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Measure every provider of every workload into ``out_dir``/results.csv; return the rows.
-    Ctrl-C raises Interrupted, whose message says how many rows are saved where."""
+    ``providers`` / ``skip_providers`` (names or families) choose which; rows of others already
+    in the file stay. Ctrl-C raises Interrupted, whose message says how many rows are saved."""
+    cases = [
+        c
+        for w in workloads
+        for d in dtypes or default_dtypes(device)
+        for c in cases_for(w, device, d)
+    ]
+    cases = select(cases, providers, skip_providers)
     csv = Path(out_dir) / RESULTS_CSV
     say = print if progress else _quiet
     env = {**environment(device, threads), "size": size}
@@ -278,12 +352,6 @@ def run(
     def save() -> None:
         write_csv_atomic(add_derived(pd.DataFrame(rows, columns=COLUMNS)), csv)
 
-    cases = [
-        c
-        for w in workloads
-        for d in dtypes or default_dtypes(device)
-        for c in cases_for(w, device, d)
-    ]
     done = {_key(r) for r in rows if is_done(r)}
     todo = [c for c in cases if _case_key(c) not in done]
     if rows:
@@ -293,11 +361,17 @@ def run(
             f"{short_sha(env['git_sha'])} ({csv})"
         )
     del cases
+    if device == "cuda":
+        say(plans.estimate(todo))
     try:
         if not any(r["suite"] == PEAKS_SUITE for r in rows):
             rows.extend(peak_rows(device, env))
             save()
-        _measure_all(todo, rows, device, env, min_run_time, budget_s, save, progress)
+        copy_gbps, roofs = peaks_of(pd.DataFrame(rows, columns=COLUMNS))
+        plan = functools.partial(
+            plans.use_cuda_graph, device=device, copy_gbps=copy_gbps, roofs=roofs
+        )
+        _measure_all(todo, rows, device, env, min_run_time, budget_s, save, progress, plan)
     except KeyboardInterrupt:
         saved = sum(r["suite"] != PEAKS_SUITE for r in rows)
         raise Interrupted(f"interrupted; {saved} rows saved in {csv}; rerun to resume") from None
@@ -313,13 +387,16 @@ def _measure_all(
     budget_s: float | None,
     save: Callable[[], None],
     progress: bool,
+    plan: Callable[[Case], bool],
 ) -> None:
     bar = progress_bar(total=len(todo), unit="row", disable=not progress)
     while todo:
         # popping drops the last reference to a finished workload's inputs (GPU memory)
         case = todo.pop(0)
         bar.set_description(f"{case.workload.id} {case.provider}"[:60])
-        row = measure_case(case, device, env, min_run_time, budget_s=budget_s)
+        row = measure_case(
+            case, device, env, min_run_time, budget_s=budget_s, cuda_graph=plan(case)
+        )
         rows[:] = [r for r in rows if _key(r) != _key(row)]
         rows.append(row)
         save()

@@ -42,14 +42,44 @@ class Timing:
     method: str
 
 
+# The compute roofs a row can be judged against: its precision names the arithmetic it ran on.
+PRECISIONS = {
+    "fp16": "float16 on tensor cores (fp32 accumulate)",
+    "bf16": "bfloat16 on tensor cores (fp32 accumulate)",
+    "tf32": "float32 inputs rounded to TF32 on tensor cores (cuDNN's and cuBLAS's allow_tf32)",
+    "fp32": "float32 FMA (CUDA cores; every CPU row)",
+}
+
+
+@dataclass(frozen=True)
+class Roof:
+    """One compute roof: the rate of the plain library primitive in one precision."""
+
+    precision: str  # a key of PRECISIONS
+    dtype: str
+    tflops: float  # 2 * M * N * K / s, / 1e12
+    method: str = "torch_mm"  # which primitive set it: torch_mm, torch_mm_tf32 or conv3x3
+
+
 @dataclass(frozen=True)
 class Peaks:
     """What this machine reaches on plain copies and matmuls, measured in the same run."""
 
     copy_gbps: float  # bytes read + bytes written per second, / 1e9
-    matmul_tflops: float  # 2 * M * N * K / s, / 1e12, in the dtype named
-    matmul_dtype: str
-    matmul_method: str = "torch_mm"  # which GEMM set the compute roof
+    roofs: tuple[Roof, ...]
+
+
+def method_family(method: str) -> str:
+    """The clock behind a timing_method text: latencies of one family compare, of two do not
+    (a warm-L2 CUDA-graph replay against a cold-L2 event timing is no speedup)."""
+    text = str(method).lower()
+    if "cuda-graph" in text:
+        return "cuda-graph"
+    if "cuda events" in text:
+        return "cuda-events"
+    if "naive" in text:
+        return "naive"
+    return "host-clock"  # blocked_autorange, timeit single calls, pytest-benchmark on CPU
 
 
 def device_type(device: str | torch.device) -> str:
@@ -194,18 +224,35 @@ def measure_conv3x3_tflops(channels: int = 256, side: int = 32) -> float:
 
 
 def measure_peaks(device: str | torch.device) -> Peaks:
-    """Copy bandwidth and compute roof of this device, measured now (once per run).
+    """Copy bandwidth and the compute roof of each precision of this device, measured now
+    (once per run).
 
-    On CPU the roof is the faster of torch.mm and a dense 3x3 convolution: on the AMD EPYC CI
-    machine this build's MKL sgemm ran 0.10 TFLOP/s on one thread (no AVX-512 path on AMD) while
-    oneDNN's direct AVX-512 convolution ran 0.22, so torch.mm alone would put measured
-    convolutions above the "peak".
+    CUDA: torch.mm at 8192^3 in float16, bfloat16, float32 with TF32 allowed, and float32 FMA
+    (TF32 off). CPU: float32 only, the faster of torch.mm and a dense 3x3 convolution: on the
+    AMD EPYC CI machine this build's MKL sgemm ran 0.10 TFLOP/s on one thread (no AVX-512 path
+    on AMD) while oneDNN's direct AVX-512 convolution ran 0.22, so torch.mm alone would put
+    measured convolutions above the "peak".
     """
     copy = measure_copy_gbps(device)
-    tflops, dtype = measure_matmul_tflops(device)
-    method = "torch_mm"
     if device_type(device) == "cpu":
+        tflops, dtype = measure_matmul_tflops(device, dtype=torch.float32)
+        roof = Roof("fp32", dtype, tflops, "torch_mm")
         conv = measure_conv3x3_tflops()
         if conv > tflops:
-            tflops, method = conv, "conv3x3"
-    return Peaks(copy_gbps=copy, matmul_tflops=tflops, matmul_dtype=dtype, matmul_method=method)
+            roof = Roof("fp32", dtype, conv, "conv3x3")
+        return Peaks(copy_gbps=copy, roofs=(roof,))
+    roofs = [
+        Roof(precision, dtype.removeprefix("torch."), tflops, "torch_mm")
+        for precision, torch_dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16))
+        for tflops, dtype in [measure_matmul_tflops(device, dtype=torch_dtype)]
+    ]
+    previous = torch.backends.cuda.matmul.allow_tf32
+    try:
+        for precision, allow in (("tf32", True), ("fp32", False)):
+            torch.backends.cuda.matmul.allow_tf32 = allow
+            tflops, dtype = measure_matmul_tflops(device, dtype=torch.float32)
+            method = "torch_mm_tf32" if allow else "torch_mm"
+            roofs.append(Roof(precision, dtype, tflops, method))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    return Peaks(copy_gbps=copy, roofs=tuple(roofs))

@@ -38,6 +38,8 @@ class ReportOptions:
     out: Path | None = None
     fresh: bool = False
     progress: bool = True
+    providers: tuple[str, ...] = ()  # names or families to measure (all when empty)
+    skip_providers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.suites if s not in SUITES]
@@ -74,6 +76,8 @@ def make_report(opts: ReportOptions, say: Callable[[str], None] = print) -> Repo
         min_run_time=min_run_time,
         budget_s=budget_s,
         progress=opts.progress,
+        providers=opts.providers,
+        skip_providers=opts.skip_providers,
     )
     paths = [out / RESULTS_CSV]
     if device == "cpu":  # what a GPU would execute, compiled here for sm_90

@@ -206,13 +206,16 @@ def plot_roofline(df: pd.DataFrame, path: Path) -> Path:
     intensity = 2 * ok["macs"] / ok["bytes"]
     for family, idx in ok.groupby(ok["provider"].map(provider_family)).groups.items():
         ax.scatter(intensity[idx], ok.loc[idx, "tflops"], s=16, alpha=0.75, label=family)
-    copy_gbps, mm_tflops = peaks_of(df)
-    if not (math.isnan(copy_gbps) or math.isnan(mm_tflops)):
-        xs = [intensity.min() / 2, max(intensity.max() * 2, mm_tflops * 1e3 / copy_gbps * 4)]
+    copy_gbps, roofs = peaks_of(df)
+    if roofs and not math.isnan(copy_gbps):
+        top = max(roofs.values())
+        xs = [intensity.min() / 2, max(intensity.max() * 2, top * 1e3 / copy_gbps * 4)]
         grid = [xs[0] * (xs[1] / xs[0]) ** (i / 100) for i in range(101)]
-        roof = [min(mm_tflops, copy_gbps * x / 1e3) for x in grid]
-        label = f"roof: {copy_gbps:.3g} GB/s copy, {mm_tflops:.3g} TFLOP/s compute"
-        ax.plot(grid, roof, "k-", lw=1.5, label=label)
+        styles = iter(["-", "--", "-.", ":"])
+        for precision, tflops in sorted(roofs.items(), key=lambda kv: -kv[1]):
+            roof = [min(tflops, copy_gbps * x / 1e3) for x in grid]
+            label = f"{precision} roof: {copy_gbps:.3g} GB/s copy, {tflops:.3g} TFLOP/s"
+            ax.plot(grid, roof, color="k", ls=next(styles, "-"), lw=1.2, label=label)
     ax.set(
         xscale="log",
         yscale="log",

@@ -167,7 +167,7 @@ def _header(df: pd.DataFrame, started: float | None = None) -> list[str]:
     """Title, provenance table, and what a CPU report cannot show."""
     work = df[df["suite"] != PEAKS_SUITE]
     first = df.iloc[0] if len(df) else pd.Series(dtype=object)
-    copy_gbps, mm_tflops = peaks_of(df)
+    copy_gbps, roofs = peaks_of(df)
     status = work["status"].value_counts().to_dict()
     sizes = ", ".join(str(s) for s in work["size"].dropna().unique()) or "unrecorded"
     lines = [
@@ -190,7 +190,11 @@ def _header(df: pd.DataFrame, started: float | None = None) -> list[str]:
         f"| rows | {len(work)} ({', '.join(f'{k} {v}' for k, v in status.items())}) and "
         f"{len(df) - len(work)} peak rows |",
         f"| copy bandwidth (measured) | {_fmt(copy_gbps)} GB/s |",
-        f"| compute rate (faster of torch.mm and a 3x3 conv) | {_fmt(mm_tflops)} TFLOP/s |",
+        *(
+            f"| {precision} compute roof (measured; each row's % of peak uses its own "
+            f"precision's) | {_fmt(tflops)} TFLOP/s |"
+            for precision, tflops in roofs.items()
+        ),
         "",
     ]
     if "interpreter" in set(work["status"]):

@@ -48,6 +48,7 @@ __all__ = [
     "installed",
     "max_rel_err",
     "operator_for",
+    "provider_names",
     "provider_table",
 ]
 
@@ -81,6 +82,11 @@ def cases_for(workload: Workload, device: str, dtype: torch.dtype) -> list[Case]
 def baseline_of(kind: str) -> str:
     """The speed-up reference provider of a workload kind ("dwsep", "rbf", "rbfloss", "model")."""
     return OPERATORS[kind].baseline.name
+
+
+def provider_names() -> list[str]:
+    """Every provider name of every operator, once each."""
+    return list(_FAMILY)
 
 
 def family_of(provider: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from bench.measuring.operators.compiling import StaticCompile
 from bench.measuring.suites import Workload
 
 # Provider families: what kind of implementation a provider is (plots group by it, and only the
@@ -67,6 +68,9 @@ class Prepared:
     nbytes: float
     mode: str = "timed"  # "timed", "naive" (host clock) or "interpreter" (no latency)
     note: str = ""
+    # the arithmetic it runs on (timing.PRECISIONS); "" means its dtype's own (fp16, bf16, fp32)
+    precision: str = ""
+    compiled: StaticCompile | None = None  # torch.compile rows: the frame whose cache is read
 
 
 class Setting:
@@ -102,6 +106,19 @@ class Setting:
         from kernels import _runtime
 
         return self.device == "cpu" or _runtime.INTERPRET
+
+    @property
+    def elements(self) -> float:
+        """Elements of the workload's inputs and outputs (its cost model's bytes / element
+        size): what the memory estimate scales."""
+        return self.nbytes / self.elem
+
+    def working_bytes(self) -> float:
+        """Device memory a provider needs at most, by default: its inputs and outputs in the
+        setting's dtype, an intermediate as large again, and the float64 oracle's copy of all of
+        them (computed while the provider's result is held). Providers that materialise more
+        declare ``memory=`` themselves."""
+        return self.elements * (2 * self.elem + 2 * 8)
 
     def kernel_fields(self, note: str) -> dict[str, str]:
         """backend, mode and note of a fused-kernel row: timed on a GPU, checked only (on the
@@ -148,12 +165,18 @@ class Provider:
     applies: Callable[[Workload, str], bool] = field(default=_always, compare=False, repr=False)
     # whether it can run here: True, or the reason not (an `unavailable` row saying it)
     enabled: Callable[[], bool | str] = field(default=_enabled, compare=False, repr=False)
+    # device bytes it needs at most (before anything is allocated); None: Setting.working_bytes
+    memory: Callable[[Any], float] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"provider {self.name!r}: unknown family {self.family!r}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"provider {self.name!r}: unknown layout {self.layout!r}")
+
+    def memory_bytes(self, setting: Setting) -> float:
+        """What it needs on the device for ``setting``, from the operator's cost model."""
+        return self.memory(setting) if self.memory is not None else setting.working_bytes()
 
     def ready(self, setting: Setting) -> Prepared:
         """prepare(setting), or Unavailable with the reason ``enabled`` gave."""
@@ -171,6 +194,7 @@ class Case:
     spec: Provider
     dtype: torch.dtype
     prepare: Callable[[], Prepared]
+    setting: Setting | None = field(default=None, compare=False, repr=False)
 
     @property
     def provider(self) -> str:
@@ -203,6 +227,7 @@ class Operator:
         wraps: str | None = None,
         applies: Callable[[Workload, str], bool] | None = None,
         enabled: Callable[[], bool | str] | None = None,
+        memory: Callable[[Any], float] | None = None,
     ) -> Callable[[Callable[[Any], Prepared]], Callable[[Any], Prepared]]:
         """Declare the decorated function (Setting -> Prepared) as provider ``name``."""
 
@@ -223,6 +248,7 @@ class Operator:
                     wraps=wraps,
                     applies=applies or _always,
                     enabled=enabled or _enabled,
+                    memory=memory,
                 )
             )
             return prepare
@@ -255,7 +281,7 @@ class Operator:
         """Every provider that applies to ``workload`` on ``device``, sharing one setting."""
         setting = self.setting(workload, device, dtype)
         return [
-            Case(workload, p, dtype, functools.partial(p.ready, setting))
+            Case(workload, p, dtype, functools.partial(p.ready, setting), setting)
             for p in self.providers
             if p.applies(workload, device)
         ]
@@ -286,6 +312,23 @@ def compiles_here(workload: Workload, device: str) -> bool:
 
 def naive_timer_wanted(workload: Workload, device: str) -> bool:
     return workload.naive_timer
+
+
+def conv_precision(device: str, dtype: torch.dtype) -> str:
+    """The arithmetic a convolution runs in: float32 on a GPU takes TF32 tensor cores when
+    cuDNN's allow_tf32 is on (PyTorch's default); 16-bit dtypes their own tensor cores."""
+    if dtype == torch.float32:
+        return "tf32" if device == "cuda" and torch.backends.cudnn.allow_tf32 else "fp32"
+    return {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "")
+
+
+def matmul_precision(device: str, dtype: torch.dtype) -> str:
+    """The arithmetic torch.mm runs in: TF32 for float32 only when cuBLAS's allow_tf32 is on
+    (off by default)."""
+    if dtype == torch.float32:
+        tf32 = device == "cuda" and torch.backends.cuda.matmul.allow_tf32
+        return "tf32" if tf32 else "fp32"
+    return conv_precision(device, dtype)
 
 
 def conv_backend(device: str, depthwise: bool = False) -> str:

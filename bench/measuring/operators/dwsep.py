@@ -31,16 +31,17 @@ from bench.measuring.operators.base import (
     Setting,
     compiles_here,
     conv_backend,
+    conv_precision,
     generator,
     kernel,
     naive_timer_wanted,
 )
+from bench.measuring.operators.compiling import StaticCompile
 from bench.measuring.operators.dwsep_modules import (
     INDUCTOR_NOTE,
     NHWC,
     block_modules,
     depthwise_conv_backend,
-    lazy_compiled,
     no_grad_call,
 )
 from bench.measuring.suites import DwsepShape
@@ -196,6 +197,7 @@ class DwsepSetting(Setting):
     def prepared(self, fn: Callable[[], object], **fields: object) -> Prepared:
         """A Prepared of the separable block: its MACs, bytes and float64 oracle."""
         fields.setdefault("oracle", lambda: self.inputs.reference64(self.device))
+        fields.setdefault("precision", conv_precision(self.device, self.dtype))
         return Prepared(
             fn=fn,
             macs=self.macs,
@@ -211,6 +213,7 @@ class DwsepSetting(Setting):
         note: str,
         backend: str | None = None,
         mode: str = "timed",
+        compiled: StaticCompile | None = None,
     ) -> Prepared:
         """A Prepared of ``call`` on x in ``memory_format``; ``backend`` defaults to the library
         the eager depthwise conv dispatches to for this input."""
@@ -227,7 +230,9 @@ class DwsepSetting(Setting):
                 padding=s.pad,
                 input_shape=tuple(x.shape),
             )
-        return self.prepared(lambda: call(x), backend=backend, note=note, mode=mode)
+        return self.prepared(
+            lambda: call(x), backend=backend, note=note, mode=mode, compiled=compiled
+        )
 
     def eager(
         self, module: nn.Module, memory_format: torch.memory_format, note: str, **kw: str
@@ -237,9 +242,13 @@ class DwsepSetting(Setting):
 
     def compiled(self, mode: str | None, times: str) -> Prepared:
         """torch.compile of the NCHW modules: one static graph in a frame of its own."""
-        fn = lazy_compiled(copy.deepcopy(self.modules), mode)
+        frame = StaticCompile(copy.deepcopy(self.modules), mode=mode, name=self.workload.id)
         return self.module_call(
-            fn, torch.contiguous_format, f"{times}; {INDUCTOR_NOTE}", backend="inductor"
+            no_grad_call(frame),
+            torch.contiguous_format,
+            f"{times}; {INDUCTOR_NOTE}",
+            backend="inductor",
+            compiled=frame,
         )
 
 
@@ -281,6 +290,7 @@ def _conv_part(s: DwsepSetting, part: str) -> Prepared:
     return Prepared(
         fn=lambda: conv_bn_act(xd, wd, bnd, **kw),
         backend=conv_backend(s.device, depthwise=groups > 1),
+        precision=conv_precision(s.device, s.dtype),
         oracle=lambda: conv_bn_act(xo, wo, bno, **kw),
         macs=formulas.conv2d(sh.in_ch, cout, k, sh.out_hw, groups=groups).macs * b,
         macs_fvcore=fvcore_count(sh, b, part),

@@ -137,33 +137,13 @@ def block_modules(
     return nn.Sequential(*layers).to(dw_weight.device, dw_weight.dtype).eval().requires_grad_(False)
 
 
-def no_grad_call(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+def no_grad_call(
+    module: Callable[[torch.Tensor], torch.Tensor],
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``module(x)`` with autograd off, as inference runs."""
+
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return module(x)
-
-    return run
-
-
-def lazy_compiled(module: nn.Module, mode: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """torch.compile(module, mode=mode), built on the first call (compiling costs seconds).
-
-    Each baseline gets its own frame: Dynamo caches compiled graphs on the code object of the
-    frame it compiles, at most 8 per code object (torch._dynamo.config.recompile_limit), and
-    every baseline would otherwise share nn.Sequential.forward's, so after 8 shapes the rest
-    would silently run eagerly. dynamic=False: one static graph per shape, as a benchmark wants.
-    """
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return module(x)
-
-    forward.__code__ = forward.__code__.replace(co_name=f"dwsep_compiled_{id(module):x}")
-    compiled: list[Callable] = []
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        if not compiled:
-            compiled.append(torch.compile(forward, mode=mode, dynamic=False))
-        with torch.no_grad():
-            return compiled[0](x)
 
     return run

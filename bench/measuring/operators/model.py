@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -27,15 +29,23 @@ from bench.measuring.operators.base import (
     Unavailable,
     compiles_here,
     conv_backend,
+    conv_precision,
     generator,
     naive_timer_wanted,
 )
+from bench.measuring.operators.compiling import StaticCompile
 from bench.measuring.suites import ModelShape, Workload
 from models import registry
 
 # Above this many MACs a model is not run under the Triton interpreter (cifar_cnn_dw would take
 # minutes there); its triton rows say so instead.
 INTERPRETER_MODEL_MACS = 10_000_000
+
+
+@functools.lru_cache(maxsize=32)
+def model_params(name: str) -> int:
+    """Parameters of the registered model, from its counting table (no model built here)."""
+    return int(count_registered(name, batch=1).iloc[-1]["params"])
 
 
 @functools.lru_cache(maxsize=32)
@@ -81,22 +91,44 @@ class ModelSetting(Setting):
             expected = copy.deepcopy(model).to(self.device, torch.float64)(x64)
         return ModelInputs(model, x64, expected)
 
-    def prepared(self, model: nn.Module, backend: str, note: str, mode: str = "timed") -> Prepared:
-        """A Prepared of ``model``'s forward (frozen, in the setting's dtype) on the input."""
+    @cached_property
+    def macs(self) -> float:
+        return model_counts(self.shape.name, self.batch)[0]
+
+    @cached_property
+    def nbytes(self) -> float:
+        """Parameters and the input batch, each once (the logits are a rounding error): the
+        floor of the cost model, counted without building the model."""
+        inputs = math.prod(self.spec.input_shape) * self.batch
+        return (model_params(self.shape.name) + inputs) * self.elem
+
+    def prepared(
+        self,
+        model: nn.Module,
+        backend: str,
+        note: str,
+        mode: str = "timed",
+        compiled: StaticCompile | None = None,
+    ) -> Prepared:
+        """A Prepared of ``model``'s forward (frozen, in the setting's dtype) on the input;
+        ``compiled``, when given, is the compiled frame that runs ``model``."""
         x = self.inputs.x64.to(self.device, self.dtype)
         expected = self.inputs.expected
         runnable = frozen(model, self.device, self.dtype)
-        macs, fv = model_counts(self.shape.name, self.batch)
+        call = runnable if compiled is None else compiled
+        _, fv = model_counts(self.shape.name, self.batch)
         params = sum(p.numel() for p in model.parameters())
         return Prepared(
-            fn=functools.partial(_forward, runnable, x),
+            fn=functools.partial(_forward, call, x),
             backend=backend,
             oracle=lambda: expected,
-            macs=macs,
+            macs=self.macs,
             macs_fvcore=fv,
             nbytes=(params + x.numel() + expected.numel()) * self.elem,
             mode=mode,
             note=note,
+            precision=conv_precision(self.device, self.dtype),
+            compiled=compiled,
         )
 
     def fresh_model(self) -> nn.Module:
@@ -104,7 +136,7 @@ class ModelSetting(Setting):
         return copy.deepcopy(self.inputs.model)
 
 
-def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _forward(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return model(x)
 
@@ -134,8 +166,9 @@ def eager(s: ModelSetting) -> Prepared:
 
 @provider("compile", "compile", applies=compiles_here, times="torch.compile(model), default mode")
 def compiled(s: ModelSetting) -> Prepared:
-    model = torch.compile(s.fresh_model())
-    return s.prepared(model, "inductor", "torch.compile(model), default mode")
+    model = frozen(s.fresh_model(), s.device, s.dtype)
+    frame = StaticCompile(model, name=f"{s.workload.id}_{s.batch}_{s.dtype}")
+    return s.prepared(model, "inductor", "torch.compile(model), default mode", compiled=frame)
 
 
 def _triton_model(s: ModelSetting, fused: bool) -> Prepared:

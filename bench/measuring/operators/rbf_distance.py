@@ -27,7 +27,9 @@ from bench.measuring.operators.base import (
     compiles_here,
     generator,
     kernel,
+    matmul_precision,
 )
+from bench.measuring.operators.compiling import StaticCompile
 from bench.measuring.suites import RbfShape
 from kernels.reference import rbf_distance_reference
 
@@ -101,6 +103,14 @@ class RbfSetting(Setting):
         s = self.shape
         return roofline.rbf_distance_bytes(s.batch, s.dim, s.centers, self.elem)
 
+    def working_bytes(self) -> float:
+        """Inputs and output twice over in the dtype, plus the float64 oracle: its exact form
+        materialises (B, K, D) differences up to EXACT_ORACLE_ELEMS."""
+        s = self.shape
+        exact = s.batch * s.centers * s.dim
+        oracle = 2 * exact * 8 if exact <= EXACT_ORACLE_ELEMS else 0
+        return super().working_bytes() + oracle
+
     @cached_property
     def macs_fvcore(self) -> float:
         s = self.shape
@@ -146,9 +156,22 @@ def expansion(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     return torch.addmm(norms, x, centers.t(), alpha=-2.0)
 
 
-def _eager(s: RbfSetting, form: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Prepared:
+def _eager(
+    s: RbfSetting, form: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], precision: str = ""
+) -> Prepared:
     x, c = s.operands
-    return s.prepared(lambda: form(x, c), backend="aten")
+    return s.prepared(lambda: form(x, c), backend="aten", precision=precision)
+
+
+def broadcast_bytes(copies: int) -> Callable[[RbfSetting], float]:
+    """``memory=`` of a provider that materialises ``copies`` (B, K, D) tensors in the dtype
+    (document 002's broadcast form: 67 GB at 65536 x 256 x 1000 in float32, one copy)."""
+
+    def need(s: RbfSetting) -> float:
+        b, d, k = s.shape.batch, s.shape.dim, s.shape.centers
+        return copies * b * k * d * s.elem + s.working_bytes()
+
+    return need
 
 
 @provider(
@@ -158,6 +181,7 @@ def _eager(s: RbfSetting, form: Callable[[torch.Tensor, torch.Tensor], torch.Ten
     document=True,
     layout="row-major",
     times="document 002's broadcast ((x - c)^2).sum(-1), a (B, K, D) intermediate",
+    memory=broadcast_bytes(2),
 )
 def broadcast(s: RbfSetting) -> Prepared:
     return _eager(s, rbf_distance_reference)
@@ -165,7 +189,11 @@ def broadcast(s: RbfSetting) -> Prepared:
 
 @provider("cdist_mm", "eager", layout="row-major", times="torch.cdist(use_mm_for_euclid_dist) ** 2")
 def cdist_mm(s: RbfSetting) -> Prepared:
-    return _eager(s, lambda x, c: torch.cdist(x, c, compute_mode="use_mm_for_euclid_dist") ** 2)
+    return _eager(
+        s,
+        lambda x, c: torch.cdist(x, c, compute_mode="use_mm_for_euclid_dist") ** 2,
+        matmul_precision(s.device, s.dtype),
+    )
 
 
 @provider(
@@ -187,7 +215,7 @@ def cdist_exact(s: RbfSetting) -> Prepared:
     times="||x||^2 + ||c||^2 - 2 x @ c.T by one addmm",
 )
 def expansion_mm(s: RbfSetting) -> Prepared:
-    return _eager(s, expansion)
+    return _eager(s, expansion, matmul_precision(s.device, s.dtype))
 
 
 @provider(
@@ -199,14 +227,8 @@ def expansion_mm(s: RbfSetting) -> Prepared:
 )
 def compile_broadcast(s: RbfSetting) -> Prepared:
     x, c = s.operands
-    compiled: list[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = []
-
-    def fn() -> torch.Tensor:
-        if not compiled:  # built on first call: torch.compile is slow to set up
-            compiled.append(torch.compile(rbf_distance_reference))
-        return compiled[0](x, c)
-
-    return s.prepared(fn, backend="inductor")
+    frame = StaticCompile(rbf_distance_reference, name=f"{s.workload.id}_{s.dtype}")
+    return s.prepared(lambda: frame(x, c), backend="inductor", compiled=frame)
 
 
 @provider(
@@ -220,7 +242,12 @@ def mm_same_size(s: RbfSetting) -> Prepared:
     ct = c.t()
     x64, c64 = s.inputs.x64, s.inputs.centers64
     backend = "cublas" if s.device == "cuda" else "aten-cpu (BLAS)"
-    return s.prepared(lambda: torch.mm(x, ct), backend=backend, oracle=lambda: x64 @ c64.t())
+    return s.prepared(
+        lambda: torch.mm(x, ct),
+        backend=backend,
+        oracle=lambda: x64 @ c64.t(),
+        precision=matmul_precision(s.device, s.dtype),
+    )
 
 
 @provider(

@@ -19,7 +19,8 @@ import torch
 
 from bench.measuring import roofline
 from bench.measuring.operators.base import Operator, Prepared, compiles_here, kernel
-from bench.measuring.operators.rbf_distance import RBF_J, RbfSetting, distances64
+from bench.measuring.operators.compiling import StaticCompile
+from bench.measuring.operators.rbf_distance import RBF_J, RbfSetting, broadcast_bytes, distances64
 from bench.measuring.suites import RbfShape
 from kernels.reference import rbf_distance_reference, rbf_loss_from_distances, rbf_loss_reference
 
@@ -82,14 +83,22 @@ RBF_LOSS = Operator(
 provider = RBF_LOSS.provider
 
 
-def _eager(s: RbfLossSetting, form: Callable[..., torch.Tensor], backend: str) -> Prepared:
+def _eager(
+    s: RbfLossSetting,
+    form: Callable[..., torch.Tensor],
+    backend: str,
+    compiled: StaticCompile | None = None,
+) -> Prepared:
     """An autograd form of the loss, fwd + bwd; its row checks the loss value (the gradients
     live on fresh leaves each call)."""
     x, c = s.operands
     target = s.inputs.target
     loss = functools.partial(form, target=target, j=RBF_J)
     return s.prepared(
-        lambda: backward_of(loss, x, c), backend=backend, oracle=lambda: s.oracle()[0]
+        lambda: backward_of(loss, x, c),
+        backend=backend,
+        oracle=lambda: s.oracle()[0],
+        compiled=compiled,
     )
 
 
@@ -106,12 +115,19 @@ def doc002_form(
     document=True,
     layout="row-major",
     times="document 002's Criterion as written, fwd + bwd",
+    memory=broadcast_bytes(3),  # differences, their squares, and the gradient of the differences
 )
 def doc002_eager(s: RbfLossSetting) -> Prepared:
     return _eager(s, doc002_form, "aten")
 
 
-@provider("eager_stable", "eager", layout="row-major", times="the loss by logsumexp, fwd + bwd")
+@provider(
+    "eager_stable",
+    "eager",
+    layout="row-major",
+    times="the loss by logsumexp, fwd + bwd",
+    memory=broadcast_bytes(3),
+)
 def eager_stable(s: RbfLossSetting) -> Prepared:
     return _eager(s, rbf_loss_reference, "aten")
 
@@ -124,16 +140,14 @@ def eager_stable(s: RbfLossSetting) -> Prepared:
     times="torch.compile of the logsumexp form, fwd + bwd",
 )
 def compile_stable(s: RbfLossSetting) -> Prepared:
-    compiled: list[Callable[..., torch.Tensor]] = []
+    frame = StaticCompile(rbf_loss_reference, name=f"{s.workload.id}_{s.dtype}")
 
     def form(
         x: torch.Tensor, centers: torch.Tensor, target: torch.Tensor, j: float
     ) -> torch.Tensor:
-        if not compiled:  # built on first call
-            compiled.append(torch.compile(rbf_loss_reference))
-        return compiled[0](x, centers, target, j)
+        return frame(x, centers, target, j)
 
-    return _eager(s, form, "inductor")
+    return _eager(s, form, "inductor", compiled=frame)
 
 
 @provider(
