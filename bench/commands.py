@@ -149,6 +149,8 @@ def report(args: argparse.Namespace) -> int:
         )
         done = pipeline.make_report(opts)
     df = done.results
+    if not done.paths:  # a torchrun rank other than 0: its rows are in rank 0's merge
+        return 0
     work = work_rows(df)
     counts = ", ".join(f"{k} {v}" for k, v in work["status"].value_counts().items())
     print(

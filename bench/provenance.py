@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +23,27 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # shared, two OpenMP threads stalled at barriers (a 4->8 channel 8x8 conv: 24-48 ms with 2
 # threads vs 0.008 ms with 1, measured on the 2-core reference machine).
 CPU_THREADS_ENV = "SEPBENCH_THREADS"
+
+
+@dataclass(frozen=True)
+class Dist:
+    """Where this process stands under torchrun (a plain process is a world of one)."""
+
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_from_env() -> Dist:
+    """torchrun sets WORLD_SIZE / RANK / LOCAL_RANK; a plain process has none of them."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    return Dist(world, int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def utc_now() -> str:

@@ -4,31 +4,20 @@ the process group, and each rank's device. A plain process is a world of one."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from bench.provenance import resolve_device
+from bench.provenance import Dist, dist_from_env, resolve_device
 
-
-@dataclass(frozen=True)
-class Dist:
-    world: int = 1
-    rank: int = 0
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def dist_from_env() -> Dist:
-    """torchrun sets WORLD_SIZE / RANK / LOCAL_RANK; a plain process has none of them."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    return Dist(world, int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")))
+__all__ = [
+    "Dist",
+    "dist_from_env",
+    "finish_distributed",
+    "init_process_group",
+    "is_main_process",
+    "training_device",
+]
 
 
 def init_process_group(ctx: Dist, device: torch.device) -> None:

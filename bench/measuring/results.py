@@ -50,6 +50,8 @@ COLUMNS = [
     "message",
     "note",
     "size",
+    "rank",  # the torchrun rank that measured it (0 in a plain run)
+    "device_index",  # the GPU it ran on (empty on CPU)
     "elapsed_s",  # seconds the runner spent on the row: setup, check and timing
 ]
 RESULTS_CSV = "results.csv"
@@ -100,6 +102,8 @@ CHECKED_NUMERIC = (
     "speedup_vs_baseline",
     "threads",
     "repeats",
+    "rank",
+    "device_index",
     "elapsed_s",
 )
 # What makes two rows rows of one run: same machine, thread count, versions, code and size.
@@ -157,14 +161,25 @@ def add_derived(df: pd.DataFrame) -> pd.DataFrame:
     seconds = df["latency_ms_p50"] * 1e-3
     df.loc[work, "tflops"] = 2 * df["macs"] / seconds / 1e12
     df.loc[work, "gbps"] = df["bytes"] / seconds / 1e9
-    copy_gbps, roofs = peaks_of(df)
     precision = row_precisions(df)
-    df["pct_of_peak"] = [
-        roofline.pct_of_peak(t, m, b, copy_gbps, roofs.get(p, math.nan)) if w else math.nan
-        for t, m, b, p, w in zip(
-            df["tflops"], df["macs"], df["bytes"], precision, work, strict=True
-        )
-    ]
+    pct = pd.Series(math.nan, index=df.index)
+    # each row against the peaks of the device it ran on (a sharded run measures every GPU's)
+    device = df["device_index"].astype("string").fillna("")
+    for index in device[work].unique():
+        own = df[(df["suite"] == PEAKS_SUITE) & (device == index)]
+        copy_gbps, roofs = peaks_of(own if len(own) else df)
+        rows = work & (device == index)
+        pct[rows] = [
+            roofline.pct_of_peak(t, m, b, copy_gbps, roofs.get(p, math.nan))
+            for t, m, b, p in zip(
+                df.loc[rows, "tflops"],
+                df.loc[rows, "macs"],
+                df.loc[rows, "bytes"],
+                precision[rows],
+                strict=True,
+            )
+        ]
+    df["pct_of_peak"] = pct
     # Speed-up against the baseline of the same workload, dtype and batch, timed by the same
     # clock (timing.method_family): a ratio of two methods is no speed-up.
     group = ["suite", "workload", "dtype", "batch", "_clock"]

@@ -21,7 +21,7 @@ import torch
 
 from bench.errors import Interrupted, UserError, error_text
 from bench.files import move_aside, write_csv_atomic
-from bench.measuring import plans, timing
+from bench.measuring import plans, sharding, timing
 from bench.measuring.operators import (
     FAMILIES,
     Case,
@@ -50,7 +50,7 @@ from bench.measuring.results import (
 )
 from bench.measuring.suites import Workload
 from bench.progress import progress as progress_bar
-from bench.provenance import environment, short_sha, utc_now
+from bench.provenance import Dist, environment, short_sha, utc_now
 
 # CPU timer settings per suite size: (min_run_time, per-row budget), seconds. The budget caps
 # slow rows at 3 samples (timing.MIN_BUDGET_SAMPLES); the quick CPU report must fit in 150 s.
@@ -333,10 +333,14 @@ def run(
     size: str = "",
     providers: Sequence[str] = (),
     skip_providers: Sequence[str] = (),
+    ctx: Dist | None = None,
 ) -> pd.DataFrame:
     """Measure every provider of every workload into ``out_dir``/results.csv; return the rows.
     ``providers`` / ``skip_providers`` (names or families) choose which; rows of others already
-    in the file stay. Ctrl-C raises Interrupted, whose message says how many rows are saved."""
+    in the file stay. Under torchrun (``ctx`` of several ranks) each rank measures its share of
+    the rows still to do and rank 0 merges them (bench.measuring.sharding). Ctrl-C raises
+    Interrupted, whose message says how many rows are saved."""
+    ctx = ctx or Dist()
     cases = [
         c
         for w in workloads
@@ -344,14 +348,24 @@ def run(
         for c in cases_for(w, device, d)
     ]
     cases = select(cases, providers, skip_providers)
-    csv = Path(out_dir) / RESULTS_CSV
-    say = print if progress else _quiet
+    out_dir = Path(out_dir)
+    csv = out_dir / RESULTS_CSV
+    say = print if progress and ctx.main else _quiet
+    if ctx.world > 1:
+        sharding.start(ctx, device)
     env = {**environment(device, threads), "size": size}
-    rows = previous_rows(csv, env, fresh, say)
-
-    def save() -> None:
-        write_csv_atomic(add_derived(pd.DataFrame(rows, columns=COLUMNS)), csv)
-
+    if ctx.main:  # fold a previous launch's shards in before anyone counts what is done
+        rows = previous_rows(csv, env, fresh, say)
+        found = sharding.read_shards(out_dir, env, say)
+        if found:
+            rows = sharding.merged(rows + found)
+            say(f"folded {len(found)} rows of an earlier launch's shards into {csv}")
+            write_csv_atomic(add_derived(sharding.ordered(rows, cases)), csv)
+            sharding.clear_shards(out_dir)
+    sharding.barrier(ctx)
+    if not ctx.main:
+        rows = load_results(csv).to_dict("records") if csv.exists() else []
+    env = {**env, "rank": ctx.rank, "device_index": _device_index(device)}
     done = {_key(r) for r in rows if is_done(r)}
     todo = [c for c in cases if _case_key(c) not in done]
     if rows:
@@ -360,22 +374,51 @@ def run(
             f"resuming: {kept} of {len(cases)} rows already measured in this run at "
             f"{short_sha(env['git_sha'])} ({csv})"
         )
-    del cases
+    mine = sharding.split(todo, ctx.world)[ctx.rank] if ctx.world > 1 else todo
+    if ctx.world > 1:
+        say(f"{len(todo)} rows over {ctx.world} ranks; rank 0 measures {len(mine)}")
     if device == "cuda":
-        say(plans.estimate(todo))
+        say(plans.estimate(mine))
+    new: list[dict] = []  # this process's rows (a rank's shard)
+    target = sharding.shard_path(out_dir, ctx.rank) if ctx.world > 1 else csv
+
+    def save() -> None:
+        frame = new if ctx.world > 1 else sharding.merged(rows + new)
+        write_csv_atomic(add_derived(sharding.ordered(frame, cases)), target)
+
     try:
-        if not any(r["suite"] == PEAKS_SUITE for r in rows):
-            rows.extend(peak_rows(device, env))
+        device_peaks = [r for r in rows if sharding.peaks_of_device(r, env)]
+        if not device_peaks:
+            new.extend(peak_rows(device, env))
             save()
-        copy_gbps, roofs = peaks_of(pd.DataFrame(rows, columns=COLUMNS))
+        copy_gbps, roofs = peaks_of(pd.DataFrame(device_peaks or new, columns=COLUMNS))
         plan = functools.partial(
             plans.use_cuda_graph, device=device, copy_gbps=copy_gbps, roofs=roofs
         )
-        _measure_all(todo, rows, device, env, min_run_time, budget_s, save, progress, plan)
+        _measure_all(mine, new, device, env, min_run_time, budget_s, save, progress, plan, ctx)
     except KeyboardInterrupt:
-        saved = sum(r["suite"] != PEAKS_SUITE for r in rows)
-        raise Interrupted(f"interrupted; {saved} rows saved in {csv}; rerun to resume") from None
-    return add_derived(pd.DataFrame(rows, columns=COLUMNS))
+        saved = sum(r["suite"] != PEAKS_SUITE for r in rows + new)
+        raise Interrupted(f"interrupted; {saved} rows saved in {target}; rerun to resume") from None
+    if ctx.world > 1:
+        sharding.barrier(ctx)
+        if ctx.main:
+            rows = sharding.merged(rows + sharding.read_shards(out_dir, env, say))
+            missing = [c for c in todo if _case_key(c) not in {_key(r) for r in rows}]
+            write_csv_atomic(add_derived(sharding.ordered(rows, cases)), csv)
+            sharding.clear_shards(out_dir)
+            say(
+                f"merged {ctx.world} shards into {csv}"
+                + (f"; {len(missing)} rows missing" if missing else "")
+            )
+        sharding.finish(ctx)
+        if not ctx.main:
+            return add_derived(pd.DataFrame(new, columns=COLUMNS))
+        return add_derived(sharding.ordered(rows, cases))
+    return add_derived(sharding.ordered(sharding.merged(rows + new), cases))
+
+
+def _device_index(device: str) -> int | None:
+    return torch.cuda.current_device() if device == "cuda" else None
 
 
 def _measure_all(
@@ -388,8 +431,12 @@ def _measure_all(
     save: Callable[[], None],
     progress: bool,
     plan: Callable[[Case], bool],
+    ctx: Dist | None = None,
 ) -> None:
-    bar = progress_bar(total=len(todo), unit="row", disable=not progress)
+    bar = progress_bar(
+        total=len(todo), unit="row", disable=not progress or not (ctx or Dist()).main
+    )
+    measured = 0
     while todo:
         # popping drops the last reference to a finished workload's inputs (GPU memory)
         case = todo.pop(0)
@@ -401,6 +448,8 @@ def _measure_all(
         rows.append(row)
         save()
         bar.update()
+        measured += 1
+        sharding.maybe_die(ctx or Dist(), measured)
     bar.close()
 
 

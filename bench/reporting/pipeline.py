@@ -25,7 +25,7 @@ from bench.reporting.summary import write_report
 
 # What sepbench writes into a report folder (bench.files.check_out_dir: a non-empty folder
 # holding none of these was not made by sepbench, and is refused).
-REPORT_OURS = (RESULTS_CSV,)
+REPORT_OURS = (RESULTS_CSV, "shards/rank-*.csv")
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,11 @@ def make_report(opts: ReportOptions, say: Callable[[str], None] = print) -> Repo
     """Measure ``opts.suites`` into OUT/results.csv, add the compiled figures (CPU), then the
     plots and summary.md; returns what was written."""
     started = time.perf_counter()
+    ctx = provenance.dist_from_env()  # under torchrun: one rank per GPU, rank 0 merges
     device = provenance.resolve_device(opts.device)
-    out = check_out_dir(opts.out or provenance.default_out(device), REPORT_OURS)
+    out = Path(opts.out or provenance.default_out(device))
+    if ctx.main:
+        out = check_out_dir(out, REPORT_OURS)
     workloads = build_suites(list(opts.suites), opts.size, device)
     min_run_time, budget_s = runner.TIMER_SETTINGS[opts.size]
     df = runner.run(
@@ -78,7 +81,10 @@ def make_report(opts: ReportOptions, say: Callable[[str], None] = print) -> Repo
         progress=opts.progress,
         providers=opts.providers,
         skip_providers=opts.skip_providers,
+        ctx=ctx,
     )
+    if not ctx.main:  # rank 0 draws the report once, from the merged file
+        return Report(out, df, [], time.perf_counter() - started)
     paths = [out / RESULTS_CSV]
     if device == "cpu":  # what a GPU would execute, compiled here for sm_90
         paths += compiled_figures(workloads, out, say)

@@ -197,6 +197,20 @@ def _header(df: pd.DataFrame, started: float | None = None) -> list[str]:
         ),
         "",
     ]
+    ranks = work["rank"].dropna().nunique() if "rank" in work else 0
+    if ranks > 1:
+        cpu = not str(first.get("device", "")).lower().startswith("nvidia")
+        lines += [
+            f"Measured by {ranks} torchrun ranks, each row alone on its rank's device, merged "
+            "here"
+            + (
+                ". On a CPU the ranks share the cores, so these timings are not meaningful: "
+                "this run checks the sharding, not the speed."
+                if cpu
+                else " (each row's % of peak uses its own GPU's peaks)."
+            ),
+            "",
+        ]
     if "interpreter" in set(work["status"]):
         lines += [
             "On this device the Triton kernels run under the Triton interpreter: their rows "
