@@ -152,7 +152,7 @@ class Rows:
             kind = "ops"
         elif not priced:
             note.insert(0, f"{NO_FORMULA} for this call of {type_name} (its rule needs the input)")
-            row = _row(name, type_name, out, hold, None, found, 0, type_name)
+            row = _row(name or type_name, type_name, out, hold, None, found, 0, type_name)
             return self._finish(row, None, note)
         else:
             formula = sum(c.macs for c in counts)
@@ -165,7 +165,7 @@ class Rows:
                 zero_in_torch=set(seen.zero_in_torch.get(name, set())),
             )
             tallies = {type_name: tally}
-        row = _row(name, type_name, out, hold, formula, found, connections, uncounted)
+        row = _row(name or type_name, type_name, out, hold, formula, found, connections, uncounted)
         ev = notes.Evidence(
             m,
             kind,
