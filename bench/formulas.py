@@ -289,10 +289,11 @@ def rms_norm(elements: int, normalized: int, *, affine: bool = True) -> Cost:
 
 
 def reduction(elements: int, *, passes: int = 1) -> Cost:
-    """A reduction over any axes (sum, mean, amax, amin): each input element read once (rule
-    b), the same read AdaptiveAvgPool2d(1) charges (x.mean((2, 3)) in squeeze-excite blocks);
-    var and std read twice (passes=2: the mean, then the squared deviations). Source: the
-    definitions mean = sum / n, var = sum((x - mean)^2) / (n - correction)."""
+    """A reduction over any axes (sum, mean, amax, amin) or a scan (cumsum): each input element
+    read once (rule b), the same read AdaptiveAvgPool2d(1) charges (x.mean((2, 3)) in
+    squeeze-excite blocks); var and std read twice (passes=2: the mean, then the squared
+    deviations). Source: the definitions mean = sum / n, var = sum((x - mean)^2) /
+    (n - correction), cumsum y_i = y_(i-1) + x_i."""
     return Cost(_count(elements, "elements") * _positive(passes, "passes"), 0)
 
 

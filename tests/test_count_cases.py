@@ -17,6 +17,7 @@ from count_cases import (
     FunctionalConvNd,
     FunctionalConvTranspose,
     LayerZoo,
+    OwnSort,
     SqueezeExcite,
     Tied,
     frozen_conv,
@@ -113,6 +114,16 @@ def test_mean_over_space_counts_the_read_adaptive_pooling_counts():
     pooled = count_model(nn.AdaptiveAvgPool2d(1), x).iloc[-1]["macs_formula"]
     assert own["macs_formula"] == pooled == formulas.adaptive_pool2d(8, 4, 1).macs  # was 0
     assert "Tensor.mean x1" in own["note"]
+    assert_notes_hold(df)
+
+
+def test_an_op_without_a_formula_is_listed_never_a_silent_zero():
+    df = count_model(OwnSort(), (6, 6))
+    total = df.iloc[-1]
+    assert "partial" in total["note"] and "torch.sort" in total["note"]  # was dropped unnamed
+    own = _rows(df).loc["OwnSort (own ops)"]
+    assert "torch.sort x1 (aten.sort)" in own["uncounted"]
+    assert own["macs_formula"] == 6 * 6 * 6  # the matmul beside it still counts
     assert_notes_hold(df)
 
 

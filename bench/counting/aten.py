@@ -99,6 +99,8 @@ CATEGORY: dict[str, str] = {
         "reduction",
     ),
     "logsumexp": "reduction",
+    # scans read each element once too (y_i = y_(i-1) + x_i)
+    **dict.fromkeys(("cumsum", "cumprod", "logcumsumexp", "cummax", "cummin"), "reduction"),
 }
 _TWO_PASSES = {"var", "std", "var_mean", "std_mean"}
 

@@ -63,12 +63,10 @@ COUNT_COLUMNS = (
     "macs_ptflops",
     "connections",
 )
-# Formula categories that are reads and per-element multiply-adds (rules b and c): what the
-# product-only counters (FlopCounterMode, torchvision's documented _ops) leave out.
-READ_CATEGORIES = {
-    *("batch_norm", "group_norm", "layer_norm", "instance_norm", "rms_norm", "pool"),
-    *("adaptive_pool", "softmax", "reduction", "normalize", "subsampling"),
-}
+# Formula categories of products (rule a) as FlopCounterMode and torchvision's documented _ops
+# count them: conv, linear, matmul, attention. The rest (reads and per-element multiply-adds of
+# rules b and c, interpolation) is what those product-only counters leave out.
+PRODUCT_CATEGORIES = {"products", "sparse_conv"}
 # fvcore operator names whose counts are products (rule a), as torchvision's _ops counts them.
 FVCORE_PRODUCTS = {"conv", "linear", "matmul", "bmm", "einsum", "addmm", "baddbmm"}
 
@@ -181,21 +179,25 @@ def count_model(
 
 
 def _breakdown(built: rows.Rows, analysis) -> dict:
-    """Model-level figures for explaining totals (DataFrame.attrs): the formula's reads (rules
-    b and c), the parameters of modules not run, fvcore's count per operator and what it
-    skipped, and each row's reasons and parts."""
-    reads = sum(
+    """Model-level figures for explaining totals (DataFrame.attrs): the formula's products
+    (conv, linear, matmul, attention: what FlopCounterMode counts) and the rest of it
+    (``formula_reads``: reads and per-element multiply-adds of rules b and c, interpolation),
+    the parameters of modules not run, fvcore's count per operator and what it skipped, and
+    each row's reasons and parts."""
+    products = sum(
         value
         for parts in built.parts.values()
         for tally in parts.values()
         for cat, value in tally.parts.items()
-        if cat in READ_CATEGORIES
+        if cat in PRODUCT_CATEGORIES
     )
+    formula = sum(r["macs_formula"] or 0 for r in built.rows)
     uncalled = sum(r["params"] for r in built.rows if r["note"].startswith("not run"))
     fv_ops = {} if analysis is None else {k: int(v) for k, v in analysis.by_operator().items()}
     skipped = [] if analysis is None else list(analysis.unsupported_ops())
     return {
-        "formula_reads": int(reads),
+        "formula_products": int(products),
+        "formula_reads": int(formula - products),
         "unrun_params": int(uncalled),
         "fvcore_by_operator": fv_ops,
         "fvcore_skipped": skipped,

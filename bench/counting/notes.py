@@ -277,8 +277,9 @@ def _torch(ev: Evidence) -> list[Reason]:
         what = ", ".join(READS.get(c, c) for c in sorted(reads))
         if zero:
             text = (
-                f"FlopCounterMode's rules count products only: {_no_rule(', '.join(zero))}, so "
-                f"the formula's {_n(total_reads)} {what} are not in its count"
+                f"FlopCounterMode's rules cover conv, matmul and attention products only: "
+                f"{_no_rule(', '.join(zero))}, so the formula's {_n(total_reads)} {what} are "
+                "not in its count"
             )
             reasons.append(Reason("torch", -total_reads, text))
         else:

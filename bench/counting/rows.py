@@ -213,9 +213,10 @@ class Rows:
 
 def build(model: nn.Module, seen: Probe, counters: Counters) -> Rows:
     """Every row of the model: leaves and own ops in call order, then uncalled holders."""
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules())  # a module registered twice: its first name only
     children = {
-        n: [f"{n}.{c}" if n else c for c, _ in m.named_children()] for n, m in modules.items()
+        n: [name for c, _ in m.named_children() if (name := f"{n}.{c}" if n else c) in modules]
+        for n, m in modules.items()
     }
     rows = Rows(model, seen, counters)
     called = set(seen.calls)
