@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from note_rules import assert_notes_hold
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -53,6 +54,7 @@ def test_torchvision_rows_explained_and_complete(torchvision_count):
         (layers["macs_formula"] != layers["macs_fvcore"]) | (layers["macs_formula"] != halved)
     ]
     assert differ["note"].str.len().gt(0).all(), differ[["layer", "type"]]
+    assert_notes_hold(df)
     for col in ("params", "macs_formula", "connections"):
         assert df.iloc[-1][col] == layers[col].sum()
     assert df.iloc[-1]["macs_fvcore"] == layers["macs_fvcore"].sum()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from test_count_cases import assert_notes_hold
+from note_rules import assert_notes_hold
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 

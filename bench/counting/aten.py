@@ -39,6 +39,8 @@ MOVEMENT = {
     *("_local_scalar_dense", "resize_", "set_", "masked_fill_", "diag_embed", "tensor_split"),
     *("hardswish", "hardswish_", "hardsigmoid_", "prelu", "_prelu_kernel", "glu", "item"),
     *("rand", "randn", "randint", "randperm", "normal_", "uniform_", "expand_copy"),
+    *("unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk"),  # nn.LSTM's gate split
+    "col2im",  # F.fold: overlapping patches added back in place, adds only (rule d)
 }
 
 # Operators with a formula (and the composite names fvcore's traces show, such as

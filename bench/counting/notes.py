@@ -10,6 +10,7 @@ so and is marked unknown (tests assert there are none on the models they count).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -48,6 +49,10 @@ READS = {
     "interpolate": "interpolation products",
 }
 PRODUCTS = {"products", "sparse_conv"}
+# Formula categories whose work fvcore's trace shows under another category's operators:
+# F.normalize as aten::linalg_vector_norm, the RBF's distance as aten::sum, LeNet's
+# subsampling as aten::avg_pool2d.
+_TRACED_AS = {"normalize": ("reduction",), "rbf": ("reduction",), "subsampling": ("pool",)}
 _NORMS = {"batch_norm", "group_norm", "layer_norm", "instance_norm"}
 
 
@@ -123,6 +128,18 @@ def _skipped_by_category(skipped: dict[str, int]) -> dict[str | None, list[str]]
     return found
 
 
+def _fvcore_einsum_rounding(parts: dict[str, OpTally]) -> int:
+    """What fvcore's einsum handle adds to a row's products by rounding: it parses numpy's
+    'Optimized FLOP count: 2.409e+08' (2 FLOPs per product, '%.3e') and halves it. The row's
+    einsum calls are taken as equal (checked: the note is given only where this fits)."""
+    tally = parts.get("torch.einsum")
+    if tally is None or not tally.calls or not tally.parts.get("products"):
+        return 0
+    per_call = tally.parts["products"] / tally.calls
+    printed = math.floor(float(f"{2 * per_call:.3e}") / 2)
+    return int(tally.calls * printed - tally.parts["products"])
+
+
 def _fvcore(ev: Evidence) -> list[Reason]:
     formula, elements, related = _categories(ev.parts)
     if "sparse_conv" in formula:
@@ -141,12 +158,19 @@ def _fvcore(ev: Evidence) -> list[Reason]:
         ops = list(skipped.get(cat, []))
         for other in sorted(related.get(cat, ())):
             ops += [op for op in skipped.get(other, []) if op not in ops]
-        ops += skipped.get("reduction", []) if cat == "rbf" else []
-        ops += skipped.get("pool", []) if cat == "subsampling" else []
+        for other in _TRACED_AS.get(cat, ()):
+            ops += skipped.get(other, [])
         listed = ", ".join(sorted(ops or []))
         e = elements.get(cat, 0)
         ratio, per = (v / e, f / e) if e else (0.0, 0.0)
-        if cat in PRODUCTS and v < f and ops:
+        rounded = _fvcore_einsum_rounding(ev.parts) if cat in PRODUCTS else 0
+        if rounded and v - f == rounded:
+            text = (
+                f"fvcore's einsum handle reads numpy's einsum_path FLOP count as printed, to 4 "
+                f"significant digits ({_n(v)} where the products are {_n(f)})"
+            )
+            reasons.append(Reason("fvcore", v - f, text))
+        elif cat in PRODUCTS and v < f and ops:
             hint = " (what a padding='same' or 'valid' convolution traces to)"
             hint = hint if "aten::_convolution_mode" in ops else ""
             text = f"fvcore {_n(v)} of the formula's {_n(f)} products: it has no handle for "
@@ -326,15 +350,15 @@ def _hook_reason(ev: Evidence, hook: int, formula: int) -> Reason | None:
         return None
     family = kind_of(m)
     e_in = sum(t.in_elements for t in ev.parts.values())
-    affine = getattr(m, "affine", getattr(m, "elementwise_affine", False))
+    doubled = bool(getattr(m, "affine", False))  # what ptflops' norm hook reads
     if family == "weights" and delta == ev.bias_elements:
         return Reason("ptflops", delta, f"ptflops' {name} hook adds the bias: 1 per output element")
-    if ev.kind in _NORMS and e_in and hook == e_in * (2 if affine else 1):
-        text = (
-            f"ptflops' {name} hook counts {hook // e_in}/elem (input numel, x2 with an affine) "
-            f"vs the formula's {_g(formula / e_in)}"
-        )
-        return Reason("ptflops", delta, text)
+    if ev.kind in _NORMS and e_in and hook == e_in * (2 if doubled else 1):
+        why = "input numel, x2 for an affine module"
+        if not doubled and getattr(m, "elementwise_affine", False):
+            why = f"input numel: its x2 reads an `affine` attribute, which {name} does not have"
+        text = f"ptflops' {name} hook counts {hook // e_in}/elem ({why}) vs the formula's "
+        return Reason("ptflops", delta, text + _g(formula / e_in))
     if ev.kind in ("pool", "adaptive_pool") and hook == e_in:
         text = (
             f"ptflops' {name} hook counts each input element once ({_n(hook)}) where the "
@@ -389,6 +413,13 @@ def _ptflops(ev: Evidence) -> list[Reason]:
             elif f == 0:
                 text = f"ptflops counts {label} ({_n(n)}); the formula counts maps as 0 (rule d)"
                 reasons.append(Reason("ptflops", n, text))
+            elif 0 < n < f and label in ptflops_patched() and "matmul" in label:
+                text = (
+                    f"ptflops' patched {label} counts {_n(n)} of the formula's {_n(f)}: it sees "
+                    "the .matmul calls, not those through the @ operator (Tensor.__matmul__ in "
+                    "C++ bypasses the patch)"
+                )
+                reasons.append(Reason("ptflops", n - f, text))
             elif tally is not None and n == tally.in_elements:
                 text = (
                     f"ptflops' patched {label} counts 1 per input element ({_n(n)}) where the "

@@ -13,7 +13,7 @@ import functools
 import importlib.util
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -64,7 +64,8 @@ class Probe:
     zero_in_torch: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     op_counted: set[str] = field(default_factory=set)  # leaves counted from their ops
     param_users: dict[str, str] = field(default_factory=dict)  # parameter name -> module name
-    torch_flops: dict[str, int] = field(default_factory=dict)  # per module, children included
+    torch_own: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per module,
+    # its calls' FLOPs less those of the modules they called (shared modules included)
     torch_total: int = 0
 
 
@@ -80,15 +81,23 @@ def _first_shape(value: object) -> Shape | None:
 
 
 @contextlib.contextmanager
-def _scopes(model: nn.Module, probe: Probe | None = None) -> Iterator[list[str]]:
+def _scopes(
+    model: nn.Module, probe: Probe | None = None, flops: Callable[[], int] | None = None
+) -> Iterator[list[str]]:
     """Hooks on every module keeping a stack of the modules running now (innermost last); with
-    a probe, each finished call's shapes are recorded in it."""
+    a probe, each finished call's shapes are recorded in it, and with ``flops`` (a running
+    total) each call's own share of it: what ran in the call less what its submodules' calls
+    ran. Measured per call, a module shared between parents (CoaT's position encodings) is
+    charged to itself, never to whichever parent FlopCounterMode's tracker names it under."""
     stack: list[str] = []
+    started: list[tuple[int, list[int]]] = []  # per running call: flops at entry, its children's
     handles = []
 
     def enter(name: str):
         def pre(_m: nn.Module, _inp: object) -> None:
             stack.append(name)
+            if flops is not None:
+                started.append((flops(), [0]))
 
         return pre
 
@@ -96,6 +105,12 @@ def _scopes(model: nn.Module, probe: Probe | None = None) -> Iterator[list[str]]
         def post(_m: nn.Module, inp: object, out: object) -> None:
             if stack and stack[-1] == name:
                 stack.pop()
+                if flops is not None and started:
+                    start, children = started.pop()
+                    spent = flops() - start
+                    probe.torch_own[name] += spent - children[0]
+                    if started:
+                        started[-1][1][0] += spent
             if probe is not None:
                 if name not in probe.calls:
                     probe.finished.append(name)
@@ -233,23 +248,18 @@ def probe(model: nn.Module, x: torch.Tensor) -> Probe:
     leaves = {n: m for n, m in model.named_modules() if not any(m.children())}
     covered = {n for n, m in leaves.items() if layers.covers(m)}
     result.op_counted = set(leaves) - covered
-    root = type(model).__name__
     params = {id(p): n for n, p in model.named_parameters()}
+    counter = FlopCounterMode(display=False)
     with (
         _frozen(model),
         torch.no_grad(),
-        _scopes(model, result) as stack,
-        FlopCounterMode(display=False) as counter,
+        _scopes(model, result, lambda: _global_flops(counter)) as stack,
+        counter,
         _AtenRecorder(result, stack, counter) as dispatch,
         _OpRecorder(result, stack, covered, params, counter, dispatch),
     ):
         model(x)
-    flops = {k: int(sum(v.values())) for k, v in counter.get_flop_counts().items()}
-    result.torch_total = flops.get("Global", 0)
-    for name, _ in model.named_modules():
-        key = f"{root}.{name}" if name else root
-        if key in flops:
-            result.torch_flops[name] = flops[key]
+    result.torch_total = _global_flops(counter)
     return result
 
 

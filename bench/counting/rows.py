@@ -47,9 +47,8 @@ class Counters:
     def evidence(self, name: str, children: list[str] | None = None) -> dict:
         """A row's counts and breakdowns: a leaf's (children None) or a module's own share."""
         kids = children or []
-        flops = self.seen.torch_flops
         found: dict = {
-            "torch": flops.get(name, 0) - sum(flops.get(c, 0) for c in kids),
+            "torch": self.seen.torch_own.get(name, 0),
             "fvcore": None,
             "fvcore_ops": {},
             "fvcore_skipped": {},
