@@ -1,7 +1,8 @@
 """`sepbench count torchvision:efficientnet_b0` against a bare fvcore FlopCountAnalysis of the
 same model, each a fresh process (imports included, as a user runs them), alternated and timed
-side by side: the counter must stay within 1.5x. Slow (about a minute on 2 cores): run with
-`pytest -m slow tests/test_count_speed.py -s` to see the times."""
+side by side: the counter must stay within 1.5x. The machine is shared, so each side's fastest
+of five runs is compared (the run least disturbed by other jobs); the medians are printed too.
+Slow (about 1.5 minutes on 2 cores): `pytest -m slow tests/test_count_speed.py -s`."""
 
 from __future__ import annotations
 
@@ -38,13 +39,13 @@ def test_count_within_1_5x_of_bare_fvcore():
     bare = [sys.executable, "-c", BARE_FVCORE]
     _seconds(bare)  # warm the file cache for both
     ours, theirs = [], []
-    for _ in range(3):
+    for _ in range(5):
         theirs.append(_seconds(bare))
         ours.append(_seconds(count))
-    ratio = statistics.median(ours) / statistics.median(theirs)
+    ratio = min(ours) / min(theirs)
     print(
-        f"\nsepbench count {statistics.median(ours):.2f} s (runs {[round(t, 2) for t in ours]}), "
-        f"bare fvcore {statistics.median(theirs):.2f} s (runs {[round(t, 2) for t in theirs]}): "
-        f"{ratio:.2f}x"
+        f"\nsepbench count {min(ours):.2f} s (runs {[round(t, 2) for t in ours]}), bare fvcore "
+        f"{min(theirs):.2f} s (runs {[round(t, 2) for t in theirs]}): {ratio:.2f}x fastest, "
+        f"{statistics.median(ours) / statistics.median(theirs):.2f}x median"
     )
     assert ratio <= LIMIT
