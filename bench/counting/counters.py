@@ -12,7 +12,8 @@ that registers it), frozen ones included; ``trainable`` the part with requires_g
 Rows: one per leaf layer in the order its first call finished; one "(own ops)" row per module
 whose own forward runs ops outside its children (residual adds, attention matmuls, a root's
 flatten); one per module not called as a module but holding parameters (a training-only head,
-or weights a parent's functional op uses); then ``total``. A leaf without a rule of its own is
+or weights a parent's functional op uses); then ``total``. A model that is one leaf
+module has one row, named by its type. A leaf without a rule of its own is
 counted from the functional ops it ran. Every op that runs is priced by a formula or named in
 the row's ``uncounted`` column, and then the total's note says it is partial: never a silent
 0. The ``note`` column says, row by row, which counter disagrees with the formula and why, in
