@@ -21,6 +21,7 @@ below them take the element counts of the whole call and return its whole cost.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 Pair = int | tuple[int, int]
@@ -65,18 +66,106 @@ def conv2d(
     Source: document 000's f^2 d r p^2, with d split into groups (Krizhevsky 2012's grouped
     convolution; groups = in_ch is the depthwise case). Stride and dilation change only the
     output size out_hw (conv_out_size), not the work per output element."""
+    return conv_nd(
+        in_ch, out_ch, _pair(kernel, "kernel"), _pair(out_hw, "out_hw"), groups=groups, bias=bias
+    )
+
+
+def _sizes(value: Sequence[int], name: str) -> tuple[int, ...]:
+    sizes = tuple(value)
+    if not sizes or not all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+        raise ValueError(f"{name} must be a sequence of positive ints, got {value!r}")
+    if min(sizes) <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return sizes
+
+
+def _grouped(in_ch: int, out_ch: int, groups: int) -> None:
     _positive(in_ch, "in_ch")
     _positive(out_ch, "out_ch")
     _positive(groups, "groups")
-    kh, kw = _pair(kernel, "kernel")
-    oh, ow = _pair(out_hw, "out_hw")
     if in_ch % groups or out_ch % groups:
         raise ValueError(
             f"groups={groups} must divide in_ch={in_ch} and out_ch={out_ch} (channels are split "
             "evenly between groups)"
         )
-    weights = out_ch * (in_ch // groups) * kh * kw
-    return Cost(macs=weights * oh * ow, params=weights + (out_ch if bias else 0))
+
+
+def conv_nd(
+    in_ch: int,
+    out_ch: int,
+    kernel: Sequence[int],
+    out_size: Sequence[int],
+    *,
+    groups: int = 1,
+    bias: bool = False,
+) -> Cost:
+    """A convolution over any number of spatial axes (Conv1d, Conv2d, Conv3d): each output
+    element takes (in_ch / groups) x prod(kernel) MACs (rule a), one sample.
+
+    Source: conv2d's rule along every axis; PyTorch's ConvNd computes each output element as
+    the sum over its group's in_ch / groups channels and the kernel's taps. Stride, padding and
+    dilation set out_size (conv_out_size per axis), not the work per output element."""
+    _grouped(in_ch, out_ch, groups)
+    kernel, out_size = _sizes(kernel, "kernel"), _sizes(out_size, "out_size")
+    if len(kernel) != len(out_size):
+        raise ValueError(f"kernel {kernel} and out_size {out_size} have different ranks")
+    weights = out_ch * (in_ch // groups) * math.prod(kernel)
+    return Cost(macs=weights * math.prod(out_size), params=weights + (out_ch if bias else 0))
+
+
+def conv_transpose(
+    in_ch: int,
+    out_ch: int,
+    kernel: Sequence[int],
+    in_size: Sequence[int],
+    *,
+    groups: int = 1,
+    bias: bool = False,
+) -> Cost:
+    """A transposed convolution (ConvTranspose1d/2d/3d), one sample: every input element is
+    multiplied by each of its group's (out_ch / groups) x prod(kernel) weights and the product
+    added into one output (rule a): in_ch x prod(in_size) x (out_ch / groups) x prod(kernel).
+
+    Source: the definition y[o] += x[i] w[k] at o = i * stride - padding + k * dilation (the
+    adjoint of conv_nd). Stride, dilation and output_padding set the output size
+    (conv_transpose_out_size) and where the products land, not how many there are; padding
+    crops the border after the sums, as the gradient-of-convolution kernels compute them
+    (FlopCounterMode and fvcore count the same products)."""
+    _grouped(in_ch, out_ch, groups)
+    kernel, in_size = _sizes(kernel, "kernel"), _sizes(in_size, "in_size")
+    if len(kernel) != len(in_size):
+        raise ValueError(f"kernel {kernel} and in_size {in_size} have different ranks")
+    weights = in_ch * (out_ch // groups) * math.prod(kernel)
+    return Cost(macs=weights * math.prod(in_size), params=weights + (out_ch if bias else 0))
+
+
+def conv_transpose_out_size(
+    size: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    output_padding: int = 0,
+    dilation: int = 1,
+) -> int:
+    """Output length of a transposed convolution along one axis (PyTorch's ConvTranspose
+    formula): (size - 1) x stride - 2 x padding + dilation x (kernel - 1) + output_padding + 1."""
+    out = (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+    if out <= 0:
+        raise ValueError(f"input size {size} with padding {padding} leaves no output")
+    return out
+
+
+def transposed_taps(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, out_size: int
+) -> int:
+    """How many (input, kernel tap) pairs of a transposed convolution land inside its output
+    along one axis: the connections of the 1998 paper's unit (padding crops some products)."""
+    return sum(
+        0 <= i * stride - padding + k * dilation < out_size
+        for i in range(size)
+        for k in range(kernel)
+    )
 
 
 def depthwise_separable(
@@ -147,11 +236,18 @@ def linear_tokens(tokens: int, in_features: int, out_features: int, *, bias: boo
     return Cost(one.macs * _count(tokens, "tokens"), one.params)
 
 
-def batch_norm(elements: int, channels: int, *, affine: bool = True) -> Cost:
+def batch_norm(
+    elements: int, channels: int, *, affine: bool = True, batch_stats: bool = False
+) -> Cost:
     """BatchNorm in inference: the running statistics are constants, so each element is one
     per-channel multiply-add (rule c). Source: Ioffe & Szegedy 2015, Algorithm 2 (the inference
-    network replaces BN by a linear transform per activation)."""
-    return Cost(_count(elements, "elements"), 2 * _positive(channels, "channels") if affine else 0)
+    network replaces BN by a linear transform per activation). With ``batch_stats`` (training,
+    or track_running_stats=False) the statistics come from the input: a read each for the mean
+    and the variance (rule b) and the normalise-and-affine, 3 per element (Algorithm 1)."""
+    per = 3 if batch_stats else 1
+    return Cost(
+        per * _count(elements, "elements"), 2 * _positive(channels, "channels") if affine else 0
+    )
 
 
 def layer_norm(elements: int, normalized: int, *, affine: bool = True, bias: bool = True) -> Cost:
@@ -162,12 +258,70 @@ def layer_norm(elements: int, normalized: int, *, affine: bool = True, bias: boo
     return Cost(3 * _count(elements, "elements"), params)
 
 
+def group_norm(elements: int, channels: int, *, affine: bool = True) -> Cost:
+    """GroupNorm: 3 per element as layer_norm, the mean and variance read over each group of
+    channels (rule b), then one normalise-and-affine multiply-add (rule c); a weight and a bias
+    per channel. Source: Wu & He 2018, eqs. 1-3 and 7."""
+    return Cost(
+        3 * _count(elements, "elements"), 2 * _positive(channels, "channels") if affine else 0
+    )
+
+
+def instance_norm(
+    elements: int, channels: int, *, affine: bool = False, input_stats: bool = True
+) -> Cost:
+    """InstanceNorm: each (sample, channel) plane normalised by its own mean and variance, 3 per
+    element like group_norm (Ulyanov, Vedaldi & Lempitsky 2016, eq. 2). With running statistics
+    in eval (track_running_stats=True, input_stats=False) it is a per-channel multiply-add like
+    batch_norm in inference, 1 per element (rule c)."""
+    per = 3 if input_stats else 1
+    return Cost(
+        per * _count(elements, "elements"), 2 * _positive(channels, "channels") if affine else 0
+    )
+
+
+def rms_norm(elements: int, normalized: int, *, affine: bool = True) -> Cost:
+    """RMSNorm: 2 per element, 1 read for the mean square (rule b) and 1 scale by gain / rms
+    (rule c). Source: Zhang & Sennrich 2019, eq. 4 (no mean subtraction, no bias)."""
+    return Cost(
+        2 * _count(elements, "elements"), _positive(normalized, "normalized") if affine else 0
+    )
+
+
+def reduction(elements: int, *, passes: int = 1) -> Cost:
+    """A reduction over any axes (sum, mean, amax, amin) or a scan (cumsum): each input element
+    read once (rule b), the same read AdaptiveAvgPool2d(1) charges (x.mean((2, 3)) in
+    squeeze-excite blocks); var and std read twice (passes=2: the mean, then the squared
+    deviations). Source: the definitions mean = sum / n, var = sum((x - mean)^2) /
+    (n - correction), cumsum y_i = y_(i-1) + x_i."""
+    return Cost(_count(elements, "elements") * _positive(passes, "passes"), 0)
+
+
+def interpolate(out_elements: int, mode: str, spatial_axes: int) -> Cost:
+    """F.interpolate / nn.Upsample: nearest modes copy (0, rule d); (bi/tri)linear weighs 2 per
+    axis (2^axes products per output, rule a); bicubic 4 x 4 = 16; area is adaptive average
+    pooling (priced by adaptive_pool). Source: the interpolation kernels' tap counts."""
+    taps = {"nearest": 0, "nearest-exact": 0, "linear": 2, "bilinear": 2, "trilinear": 2}
+    if mode == "bicubic":
+        per = 16
+    elif mode in taps:
+        per = taps[mode] ** _positive(spatial_axes, "spatial_axes") if taps[mode] else 0
+    else:
+        raise ValueError(f"no formula for interpolation mode {mode!r}")
+    return Cost(_count(out_elements, "out_elements") * per, 0)
+
+
 def pool2d(out_elements: int, kernel: Pair) -> Cost:
     """Max or average pooling: each output reads its kh x kw window once (rule b), whatever the
     stride, padding, dilation or ceil_mode (they set the output count). Source: documents
     002/003's subsampling layers S2/S4, one window sum per output unit."""
-    kh, kw = _pair(kernel, "kernel")
-    return Cost(_count(out_elements, "out_elements") * kh * kw, 0)
+    return pool(out_elements, _pair(kernel, "kernel"))
+
+
+def pool(out_elements: int, kernel: Sequence[int]) -> Cost:
+    """pool2d over any number of axes (MaxPool1d/3d, AvgPool1d/3d): prod(kernel) reads per
+    output (rule b)."""
+    return Cost(_count(out_elements, "out_elements") * math.prod(_sizes(kernel, "kernel")), 0)
 
 
 def adaptive_bins(in_size: int, out_size: int) -> list[int]:
@@ -184,8 +338,15 @@ def adaptive_pool2d(planes: int, in_hw: Pair, out_hw: Pair) -> Cost:
     """Adaptive average or max pooling over ``planes`` (batch x channels) maps: the sum of its
     window sizes (rule b); for a 1x1 output that is every input element once. Source: the bin
     rule of adaptive_bins."""
-    (ih, iw), (oh, ow) = _pair(in_hw, "in_hw"), _pair(out_hw, "out_hw")
-    reads = sum(adaptive_bins(ih, oh)) * sum(adaptive_bins(iw, ow))
+    return adaptive_pool(planes, _pair(in_hw, "in_hw"), _pair(out_hw, "out_hw"))
+
+
+def adaptive_pool(planes: int, in_size: Sequence[int], out_size: Sequence[int]) -> Cost:
+    """adaptive_pool2d over any number of axes: the product of each axis's summed windows."""
+    in_size, out_size = _sizes(in_size, "in_size"), _sizes(out_size, "out_size")
+    if len(in_size) != len(out_size):
+        raise ValueError(f"in_size {in_size} and out_size {out_size} have different ranks")
+    reads = math.prod(sum(adaptive_bins(i, o)) for i, o in zip(in_size, out_size, strict=True))
     return Cost(_count(planes, "planes") * reads, 0)
 
 

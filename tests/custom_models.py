@@ -7,7 +7,7 @@ from torch import nn
 
 
 class Gram(nn.Module):
-    """A leaf layer no formula knows: x @ W with a learned W."""
+    """A leaf layer without a rule of its own: x @ W with a learned W (counted from its matmul)."""
 
     def __init__(self, features: int) -> None:
         super().__init__()
@@ -40,6 +40,17 @@ def tiny_residual() -> nn.Module:
 
 def with_unknown_layer() -> nn.Module:
     return nn.Sequential(nn.Flatten(1), nn.Linear(12, 4), Gram(4))
+
+
+class Sorted(nn.Module):
+    """A leaf whose one op, torch.sort, has no formula (comparisons are no multiply-adds)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sort(x, dim=-1).values
+
+
+def with_uncounted_layer() -> nn.Module:
+    return nn.Sequential(nn.Flatten(1), nn.Linear(12, 4), Sorted())
 
 
 def not_a_model() -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from note_rules import assert_notes_hold
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -53,6 +54,7 @@ def test_torchvision_rows_explained_and_complete(torchvision_count):
         (layers["macs_formula"] != layers["macs_fvcore"]) | (layers["macs_formula"] != halved)
     ]
     assert differ["note"].str.len().gt(0).all(), differ[["layer", "type"]]
+    assert_notes_hold(df)
     for col in ("params", "macs_formula", "connections"):
         assert df.iloc[-1][col] == layers[col].sum()
     assert df.iloc[-1]["macs_fvcore"] == layers["macs_fvcore"].sum()
@@ -65,7 +67,7 @@ def test_swin_functional_rows_hold_the_attention(torchvision_count):
         pytest.skip("Swin's attention runs as functional ops")
     own = df[df["type"] == "ShiftedWindowAttention (own ops)"]
     assert len(own) == 12 and own["macs_formula"].gt(0).all()
-    assert own["note"].str.contains("torch.matmul x2").all()
+    assert own["note"].str.contains("Tensor.matmul x2").all()
     unrun = df[df["layer"].str.endswith("attn.qkv")]
     assert unrun["note"].str.contains("own ops use its weights").all()
 
@@ -81,22 +83,33 @@ def test_callable_model_counts_functional_ops(tmp_path, capsys):
     # two matmuls: (3x64)@(64x3) and (3x3)@(3x64) per sample, plus softmax over 3x3 scores
     assert own["macs_formula"] == 2 * (3 * 64 * 3 + 3 * 3 * 64 + 9)
     assert own["flops_torch"] == 2 * 2 * (3 * 64 * 3 + 3 * 3 * 64)
-    assert "Tensor.__add__" in own["note"] or "torch.add" in own["note"]
+    assert "Tensor.add x1" in own["note"]  # the residual add, named (0 MACs by rule d)
     assert df.loc["total", "params"] == sum(
         p.numel() for p in __import__("custom_models").tiny_residual().parameters()
     )
 
 
-def test_layer_without_formula_is_a_marked_row(tmp_path, capsys):
-    out = tmp_path / "unknown.csv"
+def test_leaf_without_rule_is_counted_from_its_ops(tmp_path, capsys):
+    out = tmp_path / "gram.csv"
     assert (
         main(["count", "custom_models:with_unknown_layer", "--input", "1x3x2x2", "--csv", str(out)])
         == 0
     )
-    df = pd.read_csv(out).set_index("layer")
-    assert pd.isna(df.loc["2", "macs_formula"]) and "no formula" in df.loc["2", "note"]
-    assert df.loc["2", "flops_torch"] == 2 * 4 * 4  # torch still counts its matmul
-    assert "partial" in df.loc["total", "note"] and "Gram" in df.loc["total", "note"]
+    df = pd.read_csv(out, keep_default_na=False).set_index("layer")
+    assert df.loc["2", "macs_formula"] == 4 * 4  # x (1x4) @ W (4x4)
+    assert df.loc["2", "flops_torch"] == 2 * 4 * 4
+    assert "counted from the ops it ran: Tensor.matmul x1" in df.loc["2", "note"]
+    assert "partial" not in df.loc["total", "note"]
+    assert df.loc["total", "macs_formula"] == 12 * 4 + 16
+
+
+def test_op_without_formula_is_listed_and_the_total_partial(tmp_path, capsys):
+    out = tmp_path / "sorted.csv"
+    argv = ["count", "custom_models:with_uncounted_layer", "--input", "1x3x2x2", "--csv", str(out)]
+    assert main(argv) == 0
+    df = pd.read_csv(out, keep_default_na=False).set_index("layer")
+    assert "torch.sort x1 (aten.sort)" in df.loc["2", "uncounted"]
+    assert "partial" in df.loc["total", "note"] and "torch.sort" in df.loc["total", "note"]
     assert df.loc["total", "macs_formula"] == 12 * 4
 
 

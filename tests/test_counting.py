@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from note_rules import assert_notes_hold
 
 from bench.counting import COLUMNS, count_registered
 
@@ -51,6 +52,7 @@ def test_disagreements_are_explained(counted):
     _, df = counted
     differ = df[(df["layer"] != "total") & (df["macs_formula"] != df["macs_fvcore"])]
     assert differ["note"].str.len().gt(0).all(), differ[["layer", "type"]]
+    assert_notes_hold(df)
 
 
 def test_paper_table_per_layer():

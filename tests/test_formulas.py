@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench import formulas
 from bench.formulas import Cost
@@ -132,3 +134,121 @@ def test_ratio_is_exactly_one_over_r_plus_one_over_f2(f, d, r):
 def test_invalid_sizes_name_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def flop_counter_macs(module: nn.Module, x: torch.Tensor) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(x)
+    return counter.get_total_flops() // 2
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.sampled_from([1, 3]),
+    st.integers(1, 3),
+    st.integers(1, 2),
+    st.integers(0, 2),
+    st.integers(1, 2),
+    st.booleans(),
+)
+def test_conv_nd_matches_flop_counter(rank, groups, stride, padding, dilation, bias):
+    """Conv1d and Conv3d (conv2d has its fvcore test above): the products FlopCounterMode
+    counts, and the parameters, from the output size alone."""
+    conv_type = {1: nn.Conv1d, 3: nn.Conv3d}[rank]
+    in_ch, out_ch, kernel = 2 * groups, 3 * groups, (3, 2, 2)[:rank]
+    conv = conv_type(in_ch, out_ch, kernel, stride, padding, dilation, groups, bias)
+    x = torch.randn(2, in_ch, *(7, 6, 5)[:rank])
+    out = tuple(conv(x).shape[2:])
+    cost = formulas.conv_nd(in_ch, out_ch, kernel, out, groups=groups, bias=bias)
+    assert 2 * cost.macs == flop_counter_macs(conv, x)
+    assert cost.params == n_params(conv)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from([1, 2, 3]),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(0, 2),
+    st.integers(1, 2),
+    st.integers(0, 2),
+    st.booleans(),
+)
+def test_conv_transpose_matches_flop_counter_and_its_definition(
+    rank, groups, stride, padding, dilation, extra, bias
+):
+    """ConvTranspose1d/2d/3d: products from the input size (FlopCounterMode's count), the
+    output size from the definition, and the products that land inside the output counted by
+    hand: with ones for input and weight each output sums the products that reach it."""
+    output_padding = min(extra, max(stride, dilation) - 1)
+    in_ch, out_ch, kernel = 2 * groups, groups, (3, 2, 4)[:rank]
+    conv = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[rank](
+        in_ch, out_ch, kernel, stride, padding, output_padding, groups, bias, dilation
+    )
+    size = (5, 4, 3)[:rank]
+    x = torch.randn(2, in_ch, *size)
+    out = tuple(conv(x).shape[2:])
+    assert out == tuple(
+        formulas.conv_transpose_out_size(n, k, stride, padding, output_padding, dilation)
+        for n, k in zip(size, kernel, strict=True)
+    )
+    cost = formulas.conv_transpose(in_ch, out_ch, kernel, size, groups=groups, bias=bias)
+    assert 2 * cost.macs == flop_counter_macs(conv, x)
+    assert cost.params == n_params(conv)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        if bias:
+            conv.bias.zero_()
+        landed = conv(torch.ones(1, in_ch, *size)).sum().item()
+    taps = [
+        formulas.transposed_taps(n, k, stride, padding, dilation, o)
+        for n, k, o in zip(size, kernel, out, strict=True)
+    ]
+    assert landed == out_ch * (in_ch // groups) * math.prod(taps)
+    assert landed <= cost.macs  # padding crops some: never more than the products computed
+
+
+@pytest.mark.parametrize(
+    ("module", "cost"),
+    [
+        (nn.GroupNorm(3, 6), formulas.group_norm(0, 6)),
+        (nn.GroupNorm(3, 6, affine=False), formulas.group_norm(0, 6, affine=False)),
+        (nn.InstanceNorm2d(5, affine=True), formulas.instance_norm(0, 5, affine=True)),
+        (nn.InstanceNorm3d(5), formulas.instance_norm(0, 5)),
+        (nn.RMSNorm(7), formulas.rms_norm(0, 7)),
+        (nn.BatchNorm1d(4), formulas.batch_norm(0, 4, batch_stats=True)),
+    ],
+)
+def test_norm_parameters_match_the_modules(module, cost):
+    assert cost.params == n_params(module)
+
+
+def test_norm_and_reduction_counts_by_hand():
+    assert formulas.group_norm(200, 8).macs == 3 * 200  # mean and variance reads, normalise
+    assert formulas.instance_norm(200, 8).macs == 600
+    assert formulas.instance_norm(200, 8, input_stats=False).macs == 200  # running statistics
+    assert formulas.batch_norm(200, 8, batch_stats=True).macs == 600
+    assert formulas.rms_norm(200, 8).macs == 2 * 200  # mean square read, scale
+    # x.mean((2, 3)) reads what AdaptiveAvgPool2d(1) reads; var reads twice
+    assert formulas.reduction(8 * 16).macs == formulas.adaptive_pool2d(8, 4, 1).macs == 128
+    assert formulas.reduction(128, passes=2).macs == 256
+
+
+@pytest.mark.parametrize(
+    ("mode", "axes", "per_output"),
+    [
+        ("nearest", 2, 0),
+        ("linear", 1, 2),
+        ("bilinear", 2, 4),
+        ("trilinear", 3, 8),
+        ("bicubic", 2, 16),
+    ],
+)
+def test_interpolation_taps(mode, axes, per_output):
+    assert formulas.interpolate(100, mode, axes).macs == 100 * per_output
+
+
+def test_pooling_over_any_rank():
+    assert formulas.pool(10, (3,)).macs == 30
+    assert formulas.pool(10, (2, 2, 2)).macs == 80 == formulas.pool(10, (2, 4)).macs
+    assert formulas.adaptive_pool(2, (7,), (3,)).macs == 2 * sum(formulas.adaptive_bins(7, 3))

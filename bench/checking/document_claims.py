@@ -102,7 +102,7 @@ def _paired_latency(
 
 
 def _param_outcome(ev: Evidence, model: str, layer: str, value: int) -> Outcome:
-    got = int(ev.layer(model, layer)["params"])
+    got = int(ev.layer(model, layer)["trainable"])
     return Outcome(f"{got:,}", f"trainable parameters of {model}.{layer}", _verdict(got == value))
 
 
@@ -299,9 +299,9 @@ def _check_example(_: Evidence) -> Outcome:
     claimed="10-15M; 1-2M",
 )
 def _check_model_params(ev: Evidence) -> Outcome:
-    std = int(_model_totals(ev, "cifar_cnn")["params"])
-    dw = int(_model_totals(ev, "cifar_cnn_dw")["params"])
-    fc = int(ev.layer("cifar_cnn", "classifier.1")["params"])
+    std = int(_model_totals(ev, "cifar_cnn")["trainable"])
+    dw = int(_model_totals(ev, "cifar_cnn_dw")["trainable"])
+    fc = int(ev.layer("cifar_cnn", "classifier.1")["trainable"])
     ok = _in_range(std, 10e6, 15e6) and _in_range(dw, 1e6, 2e6)
     return Outcome(
         f"standard {std:,}; depthwise {dw:,}",
@@ -323,7 +323,7 @@ def _check_model_params(ev: Evidence) -> Outcome:
 )
 def _check_model_8_9(ev: Evidence) -> Outcome:
     std, dw = _model_totals(ev, "cifar_cnn"), _model_totals(ev, "cifar_cnn_dw")
-    pr = std["params"] / dw["params"]
+    pr = std["trainable"] / dw["trainable"]
     mr = std["macs_fvcore"] / dw["macs_fvcore"]
     return Outcome(
         f"parameters {pr:.2f}x, MACs {mr:.2f}x fewer",
@@ -433,7 +433,7 @@ def _check_paper_table(ev: Evidence) -> Outcome:
     }
     got = {
         k: (
-            int(ev.layer("lenet5_paper", k)["params"]),
+            int(ev.layer("lenet5_paper", k)["trainable"]),
             int(ev.layer("lenet5_paper", k)["connections"]),
         )
         for k in table
@@ -527,8 +527,8 @@ def _check_lenet_f7_params(ev: Evidence) -> Outcome:
     claimed="~60,000",
 )
 def _check_total_params(ev: Evidence) -> Outcome:
-    paper = int(_model_totals(ev, "lenet5_paper")["params"])
-    modern = int(_model_totals(ev, "lenet5")["params"])
+    paper = int(_model_totals(ev, "lenet5_paper")["trainable"])
+    modern = int(_model_totals(ev, "lenet5")["trainable"])
     ok = all(abs(v / 60_000 - 1) <= 0.05 for v in (paper, modern))
     return Outcome(
         f"paper {paper:,}; modern (full C3) {modern:,}",
@@ -573,9 +573,9 @@ def _check_shapes(ev: Evidence) -> Outcome:
 )
 def _check_learnable_layers(ev: Evidence) -> Outcome:
     df = ev.counts("lenet5")
-    n = int((df[df["layer"] != "total"]["params"] > 0).sum())
+    n = int((df[df["layer"] != "total"]["trainable"] > 0).sum())
     paper = ev.counts("lenet5_paper")
-    n_paper = int((paper[paper["layer"] != "total"]["params"] > 0).sum())
+    n_paper = int((paper[paper["layer"] != "total"]["trainable"] > 0).sum())
     return Outcome(
         f"{n}",
         "layers of lenet5 with trainable parameters",

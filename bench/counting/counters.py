@@ -6,19 +6,23 @@ calls them "flops", ptflops "MACs"); ``flops_torch`` is torch.utils.flop_counter
 per MAC. All are for the whole counted batch. ``connections`` is the 1998 paper's unit: for every
 output unit, its inputs plus its bias.
 
+``params`` counts every parameter tensor once (a tied weight in the row of the first module
+that registers it), frozen ones included; ``trainable`` the part with requires_grad.
+
 Rows: one per leaf layer in the order its first call finished; one "(own ops)" row per module
 whose own forward runs ops outside its children (residual adds, attention matmuls, a root's
 flatten); one per module not called as a module but holding parameters (a training-only head,
-or weights a parent's functional op uses); then ``total``. A leaf type without a formula is a
-row marked "no formula" and the total is marked partial. The ``note`` column says, row by row,
-which counter disagrees with the formula and by which convention (bench.counting.notes).
+or weights a parent's functional op uses); then ``total``. A model that is one leaf
+module has one row, named by its type. A leaf without a rule of its own is
+counted from the functional ops it ran. Every op that runs is priced by a formula or named in
+the row's ``uncounted`` column, and then the total's note says it is partial: never a silent
+0. The ``note`` column says, row by row, which counter disagrees with the formula and why, in
+causes whose shares add up to each difference (bench.counting.notes).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Sequence
 
 import pandas as pd
 import torch
@@ -31,8 +35,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
     from fvcore.nn import FlopCountAnalysis
 
-from bench.counting import layers, notes
+from bench.counting import rows
 from bench.counting.probe import Probe, probe, ptflops_available, ptflops_counts
+from bench.counting.rows import NO_FORMULA
 from bench.errors import UserError
 from models import registry
 
@@ -41,28 +46,30 @@ COLUMNS = [
     "type",
     "out_shape",
     "params",
+    "trainable",
     "macs_formula",
     "macs_fvcore",
     "flops_torch",
     "macs_ptflops",
     "connections",
+    "uncounted",
     "note",
 ]
 COUNT_COLUMNS = (
     "params",
+    "trainable",
     "macs_formula",
     "macs_fvcore",
     "flops_torch",
     "macs_ptflops",
     "connections",
 )
-NO_FORMULA = "no formula"
-# fvcore's skipped ops that move data only: left out of the notes' "it skips" lists.
-_SHAPE_OPS = {
-    *("unflatten", "flatten", "view", "reshape", "permute", "transpose", "contiguous"),
-    *("expand", "pad", "roll", "cat", "chunk", "split", "unbind", "clone", "squeeze"),
-    *("unsqueeze", "repeat", "select", "slice", "index", "to", "dropout", "neg", "rsub"),
-}
+# Formula categories of products (rule a) as FlopCounterMode and torchvision's documented _ops
+# count them: conv, linear, matmul, attention. The rest (reads and per-element multiply-adds of
+# rules b and c, interpolation) is what those product-only counters leave out.
+PRODUCT_CATEGORIES = {"products", "sparse_conv"}
+# fvcore operator names whose counts are products (rule a), as torchvision's _ops counts them.
+FVCORE_PRODUCTS = {"conv", "linear", "matmul", "bmm", "einsum", "addmm", "baddbmm"}
 
 
 def fvcore_analysis(module: nn.Module, *inputs: torch.Tensor) -> FlopCountAnalysis:
@@ -80,14 +87,6 @@ def fvcore_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
     return int(fvcore_analysis(module, *inputs).total())
 
 
-def _trainable(m: nn.Module, recurse: bool = False) -> int:
-    return sum(p.numel() for p in m.parameters(recurse=recurse) if p.requires_grad)
-
-
-def _numel(shape: Sequence[int] | None) -> int:
-    return math.prod(shape) if shape else 0
-
-
 def _is_meta(model: nn.Module) -> bool:
     return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
 
@@ -102,164 +101,27 @@ def materialize(model: nn.Module) -> nn.Module:
     return model
 
 
-class _Counters:
-    """The three counters' per-module results, each None where that counter did not run."""
-
-    def __init__(self, seen: Probe, fvcore: dict[str, int] | None, ptflops: dict | None) -> None:
-        self.seen, self.fvcore, self.ptflops = seen, fvcore, ptflops
-
-    def leaf(self, name: str) -> dict[str, int | None]:
-        return {
-            "fvcore": None if self.fvcore is None else self.fvcore.get(name, 0),
-            "torch": self.seen.torch_flops.get(name, 0),
-            "ptflops": None if self.ptflops is None else self.ptflops.get(name, 0),
-        }
-
-    def own(self, name: str, children: list[str]) -> dict[str, int | None]:
-        """Counts of a module's own ops: its total less its children's (ptflops is per module)."""
-        fv, flops = self.fvcore, self.seen.torch_flops
-        return {
-            "fvcore": None if fv is None else fv.get(name, 0) - sum(fv.get(c, 0) for c in children),
-            "torch": flops.get(name, 0) - sum(flops.get(c, 0) for c in children),
-            "ptflops": None if self.ptflops is None else self.ptflops.get(name, 0),
-        }
-
-
-def _row(
-    layer: str,
-    kind: str,
-    out: Sequence[int] | None,
-    params: int,
-    formula: int | None,
-    counts: dict[str, int | None],
-    connections: int,
-    note: list[str],
-) -> dict:
-    return {
-        "layer": layer,
-        "type": kind,
-        "out_shape": "x".join(map(str, out)) if out else "",
-        "params": params,
-        "macs_formula": formula,
-        "macs_fvcore": counts["fvcore"],
-        "flops_torch": counts["torch"],
-        "macs_ptflops": counts["ptflops"],
-        "connections": connections,
-        "note": "; ".join(n for n in note if n),
-    }
-
-
-def _halved(counts: dict[str, int | None]) -> dict[str, float | None]:
-    """Counts in MACs for comparing with the formula (torch counts 2 FLOPs per MAC)."""
-    return {**counts, "torch": counts["torch"] / 2}
-
-
-def _leaf_row(name: str, m: nn.Module, seen: Probe, counters: _Counters) -> dict:
-    calls = seen.calls[name]
-    found = [layers.count_leaf(m, out, inp) for inp, out in calls if out is not None]
-    counts = counters.leaf(name)
-    out = calls[0][1]
-    if not found or any(c is None for c in found):
-        note = [f"{NO_FORMULA} for layer type {type(m).__name__}: left out of the total (partial)"]
-        return _row(name, type(m).__name__, out, _trainable(m), None, counts, 0, note)
-    formula = sum(c.macs for c in found)
-    elements = sum(_numel(o) for _, o in calls)
-    bias = getattr(m, "bias", None)
-    note = [f"called {len(calls)} times" if len(calls) > 1 else ""]
-    bias_elements = elements if isinstance(bias, torch.Tensor) else 0
-    in_elements = sum(_numel(i) for i, _ in calls)
-    kind = notes.kind_of(m)
-    note += notes.explain(
-        kind, _halved(counts), formula, elements, in_elements, bias_elements=bias_elements
-    )
-    connections = sum(c.connections for c in found)
-    return _row(name, type(m).__name__, out, _trainable(m), formula, counts, connections, note)
-
-
-def _own_row(
-    name: str, m: nn.Module, seen: Probe, counters: _Counters, children: list[str], skipped: str
-) -> dict | None:
-    counts = counters.own(name, children)
-    formula, ops = seen.own_macs.get(name, 0), seen.own_ops.get(name)
-    params = _trainable(m)
-    if not (ops or params or formula or any(counts.values())):
-        return None
-    label = f"{name or type(m).__name__} (own ops)"
-    listed = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items())) if ops else "none"
-    note = [f"{type(m).__name__}.forward outside its children: {listed}"]
-    if seen.unfit_ops.get(name):
-        note.append(f"arguments fit no formula: {', '.join(sorted(seen.unfit_ops[name]))}")
-    reads = seen.own_reads.get(name, 0)
-    note += notes.explain("own", _halved(counts), formula, 0, 0, skipped=skipped, reads=reads)
-    out = seen.calls[name][0][1]
-    return _row(label, f"{type(m).__name__} (own ops)", out, params, formula, counts, 0, note)
-
-
-def _uncalled_row(name: str, m: nn.Module, seen: Probe, counters: _Counters) -> dict:
-    mine = [f"{name}.{p}" if name else p for p, _ in m.named_parameters(recurse=False)]
-    users = {seen.param_users[p] for p in mine if p in seen.param_users}
-    if users:
-        owner = min(users, key=len) or "the model"
-        note = f"not called as a module: {owner}'s own ops use its weights and hold its work"
-    else:
-        note = "not run in this forward (e.g. a training-only head): parameters only"
-    return _row(name, type(m).__name__, None, _trainable(m), 0, counters.leaf(name), 0, [note])
-
-
-def _skipped_by_fvcore(analysis: FlopCountAnalysis | None, name: str) -> str:
-    if analysis is None:
-        return ""
-    ops = [op for op, _ in analysis.unsupported_ops(name).most_common()]
-    return ", ".join(op for op in ops if op.removeprefix("aten::") not in _SHAPE_OPS)
-
-
-def _rows(model: nn.Module, seen: Probe, counters: _Counters, analysis) -> list[dict]:
-    modules = dict(model.named_modules())
-    children = {
-        n: [f"{n}.{c}" if n else c for c, _ in m.named_children()] for n, m in modules.items()
-    }
-    rows = []
-    called = set(seen.calls)
-
-    def frontier(name: str) -> list[str]:
-        """The nearest descendants that were called (through uncalled ModuleList containers)."""
-        return [d for c in children[name] for d in ([c] if c in called else frontier(c))]
-
-    for name in seen.finished:
-        m = modules.get(name)
-        if m is None:
-            continue
-        if not children[name]:
-            rows.append(_leaf_row(name, m, seen, counters))
-            continue
-        own = _own_row(name, m, seen, counters, frontier(name), _skipped_by_fvcore(analysis, name))
-        if own is not None:
-            rows.append(own)
-    for name, m in modules.items():
-        if (
-            name not in seen.calls
-            and _trainable(m)
-            and (not children[name] or any(True for _ in m.parameters(recurse=False)))
-        ):
-            rows.append(_uncalled_row(name, m, seen, counters))
-    return rows
-
-
 def _total(df: pd.DataFrame, seen: Probe, analysis, ptflops: dict | None, failures: list[str]):
-    partial = df.loc[df["macs_formula"].isna(), "type"].unique()
+    missing = df.loc[df["macs_formula"].isna(), "type"].unique().tolist()
+    partial = df[df["uncounted"].str.len().gt(0) & df["macs_formula"].notna()]
     note = list(failures)
-    if len(partial):
-        note.insert(0, f"partial: {NO_FORMULA} for {', '.join(partial)}")
+    if missing or len(partial):
+        what = [f"layer type {t}" for t in missing]
+        what += [f"{r.uncounted} in {r.layer}" for r in partial.itertuples()]
+        note.insert(0, f"partial: {NO_FORMULA} for " + ", ".join(what))
+    pt_total = None if ptflops is None else sum(sum(v.values()) for v in ptflops.values())
     return {
         "layer": "total",
         "type": "",
         "out_shape": "",
         "params": int(df["params"].sum()),
+        "trainable": int(df["trainable"].sum()),
         "macs_formula": int(df["macs_formula"].sum()),
         "macs_fvcore": None if analysis is None else int(analysis.total()),
         "flops_torch": seen.torch_total,
-        "macs_ptflops": None if ptflops is None else int(sum(ptflops.values())),
+        "macs_ptflops": pt_total,
         "connections": int(df["connections"].sum()),
+        "uncounted": f"{len(partial) + len(missing)} rows" if missing or len(partial) else "",
         "note": "; ".join(note),
     }
 
@@ -275,7 +137,10 @@ def count_model(
     """One row per leaf layer (in call order), own-ops and uncalled-parameter rows, and a final
     ``total`` row; the model runs in eval mode. A model built on the meta device is probed there
     (shapes, formulas and torch's counter cost no arithmetic) and then given zeroed CPU storage
-    for fvcore's traced run and ptflops. ptflops=None: where it is installed."""
+    for fvcore's traced run and ptflops. ptflops=None: where it is installed.
+
+    ``attrs['reasons']`` maps each row's layer to its notes.Reason list (each counter's
+    difference split into causes and their shares); ``attrs['parts']`` to its formula parts."""
     if batch <= 0:
         raise UserError(f"batch must be a positive integer, got {batch}")
     model = model.eval()
@@ -304,39 +169,50 @@ def count_model(
             pt = ptflops_counts(model, x)
         except Exception as err:
             failures.append(f"ptflops failed: {type(err).__name__}: {str(err)[:120]}")
-    counters = _Counters(seen, None if analysis is None else dict(analysis.by_module()), pt)
-    rows = _rows(model, seen, counters, analysis)
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    built = rows.build(model, seen, rows.Counters(seen, analysis, pt))
+    df = pd.DataFrame(built.rows, columns=COLUMNS)
     for col in COUNT_COLUMNS:
         df[col] = df[col].astype("Int64")
     total = pd.DataFrame([_total(df, seen, analysis, pt, failures)], columns=COLUMNS)
     out = pd.concat([df, total.astype({c: "Int64" for c in COUNT_COLUMNS})], ignore_index=True)
-    out.attrs.update(_breakdown(model, rows, seen, analysis))
+    out.attrs.update(_breakdown(built, analysis))
     return out
 
 
-_READ_KINDS = {"batch_norm", "layer_norm", "pool", "adaptive_pool", "subsampling"}
-# fvcore operator names whose counts are products (rule a), as torchvision's _ops counts them.
-FVCORE_PRODUCTS = {"conv", "linear", "matmul", "bmm", "einsum", "addmm", "baddbmm"}
+class _ByReference(dict):
+    """A dict DataFrame.attrs carries by reference: pandas deep-copies attrs on every operation
+    on the frame, and copying each row's reasons and parts took 0.5 s per format_table of
+    efficientnet_b0's 280 rows (measured with cProfile here); they are read, never changed."""
+
+    def __deepcopy__(self, memo: dict) -> _ByReference:
+        return self
 
 
-def _breakdown(model: nn.Module, rows: list[dict], seen: Probe, analysis) -> dict:
-    """Model-level figures for explaining totals (DataFrame.attrs): the formula's reads (rules
-    b and c), the parameters of modules not run, fvcore's count per operator and what it skipped."""
-    modules = dict(model.named_modules())
-    leaf_reads = sum(
-        r["macs_formula"] or 0
-        for r in rows
-        if r["layer"] in modules and notes.kind_of(modules[r["layer"]]) in _READ_KINDS
+def _breakdown(built: rows.Rows, analysis) -> dict:
+    """Model-level figures for explaining totals (DataFrame.attrs): the formula's products
+    (conv, linear, matmul, attention: what FlopCounterMode counts) and the rest of it
+    (``formula_reads``: reads and per-element multiply-adds of rules b and c, interpolation),
+    the parameters of modules not run, fvcore's count per operator and what it skipped, and
+    each row's reasons and parts."""
+    products = sum(
+        value
+        for parts in built.parts.values()
+        for tally in parts.values()
+        for cat, value in tally.parts.items()
+        if cat in PRODUCT_CATEGORIES
     )
-    uncalled = sum(r["params"] for r in rows if r["note"].startswith("not run"))
+    formula = sum(r["macs_formula"] or 0 for r in built.rows)
+    uncalled = sum(r["params"] for r in built.rows if r["note"].startswith("not run"))
     fv_ops = {} if analysis is None else {k: int(v) for k, v in analysis.by_operator().items()}
     skipped = [] if analysis is None else list(analysis.unsupported_ops())
     return {
-        "formula_reads": int(leaf_reads + sum(seen.own_reads.values())),
+        "formula_products": int(products),
+        "formula_reads": int(formula - products),
         "unrun_params": int(uncalled),
         "fvcore_by_operator": fv_ops,
         "fvcore_skipped": skipped,
+        "reasons": _ByReference(built.reasons),
+        "parts": _ByReference(built.parts),
     }
 
 

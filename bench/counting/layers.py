@@ -1,8 +1,10 @@
-"""Which formula counts which layer: leaf nn.Module types and the functional ops a module's own
-forward calls (residual adds, attention matmuls), each mapped onto bench.formulas.
+"""Which formula counts which leaf nn.Module, mapped onto bench.formulas: convolutions (1-3 d,
+transposed), linear, pooling, the norms, activations and data movement, and the 1998 paper's
+layers.
 
-A leaf type without a rule returns None (the row is marked "no formula", the total partial);
-so does nothing here raise for a layer it does not know.
+A leaf is *covered* when its type has a rule here and runs that type's own forward; its row is
+the rule's count. Any other leaf (a type without a rule, or a subclass that overrides forward,
+such as timm's Conv2dSame) is counted from the functional ops it ran (bench.counting.probe).
 """
 
 from __future__ import annotations
@@ -11,86 +13,147 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvTransposeNd
+from torch.nn.modules.instancenorm import _InstanceNorm
 
 from bench import formulas
 from models.lenet5 import EuclideanRBF, ScaledTanh, SparseConv2d, Subsampling
 
+Shape = Sequence[int]
+
 
 @dataclass
 class LayerCount:
+    """One call's formula MACs, its formula category (the notes compare counters by it) and the
+    1998 paper's connections."""
+
     macs: int
     connections: int
+    kind: str = "products"
 
 
-def _numel(shape: Sequence[int]) -> int:
+def _numel(shape: Shape) -> int:
     return math.prod(shape)
 
 
-def _spatial(shape: Sequence[int]) -> int:
-    return shape[-1] * shape[-2] if len(shape) >= 4 else 1
+def _ints(value: object, rank: int) -> tuple[int, ...]:
+    values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    return tuple(int(v) for v in (values * rank if len(values) == 1 else values))
 
 
-def _conv(m: nn.Conv2d, out: Sequence[int]) -> LayerCount:
-    cost = formulas.conv2d(
-        m.in_channels,
-        m.out_channels,
-        m.kernel_size,
-        (out[-2], out[-1]),
-        groups=m.groups,
-        bias=m.bias is not None,
+def _conv(m: nn.Conv1d | nn.Conv2d | nn.Conv3d, out: Shape, inp: Shape | None) -> LayerCount:
+    rank = len(m.kernel_size)
+    spatial = tuple(out[-rank:])
+    cost = formulas.conv_nd(
+        m.in_channels, m.out_channels, m.kernel_size, spatial, groups=m.groups, bias=False
     )
-    fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-    batch = _numel(out) // (m.out_channels * _spatial(out))
+    batch = _numel(out) // (m.out_channels * _numel(spatial))
+    fan_in = m.in_channels // m.groups * _numel(m.kernel_size)
     return LayerCount(cost.macs * batch, _numel(out) * (fan_in + (m.bias is not None)))
 
 
-def _linear(m: nn.Linear, out: Sequence[int]) -> LayerCount:
+def _conv_transpose(m: _ConvTransposeNd, out: Shape, inp: Shape | None) -> LayerCount | None:
+    """Products from the input size (formulas.conv_transpose); connections from where each
+    product lands (padding crops the ones outside the output)."""
+    if inp is None:
+        return None
+    rank = len(m.kernel_size)
+    in_size, out_size = tuple(inp[-rank:]), tuple(out[-rank:])
+    cost = formulas.conv_transpose(
+        m.in_channels, m.out_channels, m.kernel_size, in_size, groups=m.groups
+    )
+    batch = _numel(inp) // (m.in_channels * _numel(in_size))
+    taps = math.prod(
+        formulas.transposed_taps(i, k, s, p, d, o)
+        for i, k, s, p, d, o in zip(
+            in_size, m.kernel_size, m.stride, m.padding, m.dilation, out_size, strict=True
+        )
+    )
+    inputs = batch * m.out_channels * (m.in_channels // m.groups) * taps
+    return LayerCount(cost.macs * batch, inputs + (_numel(out) if m.bias is not None else 0))
+
+
+def _linear(m: nn.Linear, out: Shape, inp: Shape | None) -> LayerCount:
     tokens = _numel(out) // m.out_features
     cost = formulas.linear_tokens(tokens, m.in_features, m.out_features, bias=m.bias is not None)
     return LayerCount(cost.macs, _numel(out) * (m.in_features + (m.bias is not None)))
 
 
-def _sparse_conv(m: SparseConv2d, out: Sequence[int]) -> LayerCount:
+def _sparse_conv(m: SparseConv2d, out: Shape, inp: Shape | None) -> LayerCount:
     kk = m.kernel * m.kernel
     fan_ins = [len(ins) * kk for ins in m.table]
-    hw, batch = _spatial(out), out[0]
-    return LayerCount(sum(fan_ins) * hw * batch, hw * batch * sum(f + 1 for f in fan_ins))
+    hw, batch = out[-1] * out[-2], out[0]
+    connections = hw * batch * sum(f + 1 for f in fan_ins)
+    return LayerCount(sum(fan_ins) * hw * batch, connections, "sparse_conv")
 
 
-def _subsampling(m: Subsampling, out: Sequence[int]) -> LayerCount:
+def _subsampling(m: Subsampling, out: Shape, inp: Shape | None) -> LayerCount:
     kk = m.kernel * m.kernel
-    return LayerCount(_numel(out) * kk, _numel(out) * (kk + 1))
+    return LayerCount(_numel(out) * kk, _numel(out) * (kk + 1), "subsampling")
 
 
-def _pool(m: nn.MaxPool2d | nn.AvgPool2d, out: Sequence[int]) -> LayerCount:
-    cost = formulas.pool2d(_numel(out), m.kernel_size)
-    return LayerCount(cost.macs, cost.macs)
+def _pool(rank: int) -> Callable[..., LayerCount]:
+    def rule(m: nn.Module, out: Shape, inp: Shape | None) -> LayerCount:
+        cost = formulas.pool(_numel(out), _ints(m.kernel_size, rank))
+        return LayerCount(cost.macs, cost.macs, "pool")
+
+    return rule
 
 
-def _adaptive_pool(m: nn.Module, out: Sequence[int], inp: Sequence[int]) -> LayerCount:
-    planes = _numel(out) // _spatial(out)
-    return LayerCount(formulas.adaptive_pool2d(planes, tuple(inp[-2:]), tuple(out[-2:])).macs, 0)
+def _adaptive(rank: int) -> Callable[..., LayerCount | None]:
+    def rule(m: nn.Module, out: Shape, inp: Shape | None) -> LayerCount | None:
+        if inp is None or len(inp) < rank + 1:
+            return None
+        planes = _numel(out) // _numel(out[-rank:])
+        cost = formulas.adaptive_pool(planes, tuple(inp[-rank:]), tuple(out[-rank:]))
+        return LayerCount(cost.macs, 0, "adaptive_pool")
+
+    return rule
 
 
-def _batch_norm(m: nn.modules.batchnorm._BatchNorm, out: Sequence[int]) -> LayerCount:
-    cost = formulas.batch_norm(_numel(out), m.num_features, affine=m.affine)
-    return LayerCount(cost.macs, _numel(out) * 2 if m.affine else 0)
+def _batch_norm(m: _BatchNorm, out: Shape, inp: Shape | None) -> LayerCount:
+    batch_stats = m.training or m.running_mean is None
+    cost = formulas.batch_norm(
+        _numel(out), m.num_features, affine=m.affine, batch_stats=batch_stats
+    )
+    return LayerCount(cost.macs, _numel(out) * 2 if m.affine else 0, "batch_norm")
 
 
-def _layer_norm(m: nn.LayerNorm, out: Sequence[int]) -> LayerCount:
+def _instance_norm(m: _InstanceNorm, out: Shape, inp: Shape | None) -> LayerCount:
+    input_stats = m.training or not m.track_running_stats
+    cost = formulas.instance_norm(
+        _numel(out), m.num_features, affine=m.affine, input_stats=input_stats
+    )
+    return LayerCount(cost.macs, 0, "instance_norm")
+
+
+def _group_norm(m: nn.GroupNorm, out: Shape, inp: Shape | None) -> LayerCount:
+    cost = formulas.group_norm(_numel(out), m.num_channels, affine=m.affine)
+    return LayerCount(cost.macs, 0, "group_norm")
+
+
+def _layer_norm(m: nn.LayerNorm, out: Shape, inp: Shape | None) -> LayerCount:
     affine = m.elementwise_affine
     cost = formulas.layer_norm(
         _numel(out), _numel(m.normalized_shape), affine=affine, bias=affine and m.bias is not None
     )
-    return LayerCount(cost.macs, 0)
+    return LayerCount(cost.macs, 0, "layer_norm")
 
 
-def _rbf(m: EuclideanRBF, out: Sequence[int]) -> LayerCount:
+def _rms_norm(m: nn.RMSNorm, out: Shape, inp: Shape | None) -> LayerCount:
+    cost = formulas.rms_norm(_numel(out), _numel(m.normalized_shape))
+    return LayerCount(cost.macs, 0, "rms_norm")
+
+
+def _rbf(m: EuclideanRBF, out: Shape, inp: Shape | None) -> LayerCount:
     classes, dim = m.centers.shape
-    return LayerCount(out[0] * classes * dim, classes * dim)
+    return LayerCount(out[0] * classes * dim, classes * dim, "rbf")
+
+
+def _map(m: nn.Module, out: Shape, inp: Shape | None) -> LayerCount:
+    return LayerCount(formulas.elementwise(_numel(out)).macs, 0, "map")
 
 
 # Elementwise maps and pure data movement: formulas.elementwise (0 MACs). torchvision's own
@@ -122,209 +185,55 @@ ELEMENTWISE = (
 )
 MOVEMENT_NAMES = {"Permute", "StochasticDepth", "WindowPartition", "WindowDepartition", "SwapAxes"}
 
-# (type, rule) in match order: subclasses (LayerNorm2d, NonDynamicallyQuantizableLinear) match
-# their base class's rule.
-_RULES: list[tuple[type, Callable[..., LayerCount]]] = [
-    (SparseConv2d, _sparse_conv),
-    (Subsampling, _subsampling),
-    (EuclideanRBF, _rbf),
-    (nn.Conv2d, _conv),
-    (nn.Linear, _linear),
-    ((nn.MaxPool2d, nn.AvgPool2d), _pool),
-    (nn.modules.batchnorm._BatchNorm, _batch_norm),
-    (nn.LayerNorm, _layer_norm),
+# (types, rule) in match order. A subclass matches its base's rule; it is covered by it only
+# while it keeps the base's forward (LayerNorm2d, NonDynamicallyQuantizableLinear and
+# BatchNorm2d keep theirs or, like torchvision's LayerNorm2d, are counted from their ops).
+_RULES: list[tuple[tuple[type, ...], Callable[..., LayerCount | None]]] = [
+    ((SparseConv2d,), _sparse_conv),
+    ((Subsampling,), _subsampling),
+    ((EuclideanRBF,), _rbf),
+    ((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv),
+    ((nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d), _conv_transpose),
+    ((nn.Linear,), _linear),
+    ((nn.MaxPool1d, nn.AvgPool1d), _pool(1)),
+    ((nn.MaxPool2d, nn.AvgPool2d), _pool(2)),
+    ((nn.MaxPool3d, nn.AvgPool3d), _pool(3)),
+    ((nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d), _adaptive(1)),
+    ((nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d), _adaptive(2)),
+    ((nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d), _adaptive(3)),
+    ((_BatchNorm,), _batch_norm),
+    ((_InstanceNorm,), _instance_norm),
+    ((nn.GroupNorm,), _group_norm),
+    ((nn.LayerNorm,), _layer_norm),
+    ((nn.RMSNorm,), _rms_norm),
+    (ELEMENTWISE, _map),
 ]
-_ADAPTIVE = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
-def count_leaf(m: nn.Module, out: Sequence[int], inp: Sequence[int] | None) -> LayerCount | None:
-    """Formula MACs and paper connections of one call of a leaf module; None: no formula."""
-    for kind, rule in _RULES:
-        if isinstance(m, kind):
-            return rule(m, out)
-    if isinstance(m, _ADAPTIVE) and inp is not None and len(inp) >= 3:
-        return _adaptive_pool(m, out, inp)
-    if isinstance(m, ELEMENTWISE) or type(m).__name__ in MOVEMENT_NAMES:
-        return LayerCount(formulas.elementwise(_numel(out)).macs, 0)
+def _rule(m: nn.Module) -> tuple[type, Callable[..., LayerCount | None]] | None:
+    for kinds, rule in _RULES:
+        for kind in kinds:
+            if isinstance(m, kind):
+                return kind, rule
+    if type(m).__name__ in MOVEMENT_NAMES:
+        return type(m), _map
     return None
 
 
-# ---- functional ops: a formula per torch function a module's forward may call ---------------
+def base_type(m: nn.Module) -> type | None:
+    """The class whose rule m matches (m's own class or a base), None without a rule."""
+    found = _rule(m)
+    return None if found is None else found[0]
 
 
-def _shape(x: object) -> tuple[int, ...]:
-    return tuple(x.shape) if isinstance(x, torch.Tensor) else ()
+def covers(m: nn.Module) -> bool:
+    """Whether a rule counts this module: its type matches one and runs that type's forward."""
+    found = _rule(m)
+    return found is not None and type(m).forward is found[0].forward
 
 
-def _arg(args: tuple, kwargs: dict, i: int, name: str, default: object = None) -> object:
-    return args[i] if len(args) > i else kwargs.get(name, default)
-
-
-def _f_linear(args: tuple, kwargs: dict, out: object) -> int:
-    weight = _shape(_arg(args, kwargs, 1, "weight"))
-    tokens = _numel(_shape(args[0])[:-1])
-    return formulas.linear_tokens(tokens, weight[1], weight[0]).macs
-
-
-def _f_matmul(args: tuple, kwargs: dict, out: object) -> int:
-    a, b = _shape(args[0]), _shape(_arg(args, kwargs, 1, "other", _arg(args, kwargs, 1, "mat2")))
-    return formulas.matmul(a, b).macs
-
-
-def _f_addmm(args: tuple, kwargs: dict, out: object) -> int:
-    return formulas.matmul(_shape(args[1]), _shape(args[2])).macs
-
-
-def _f_conv(args: tuple, kwargs: dict, out: object) -> int:
-    w, o = _shape(_arg(args, kwargs, 1, "weight")), _shape(out)
-    groups = int(_arg(args, kwargs, 6, "groups", 1))
-    return (
-        o[0] * formulas.conv2d(w[1] * groups, w[0], (w[2], w[3]), (o[2], o[3]), groups=groups).macs
-    )
-
-
-def _f_sdpa(args: tuple, kwargs: dict, out: object) -> int:
-    q, k, v = (_shape(t) for t in args[:3])
-    return formulas.attention(_numel(q[:-2]), q[-2], k[-2], q[-1], v[-1]).macs
-
-
-def _mha(args: tuple, batch_first: bool) -> int:
-    """(query, key, value, embed_dim, num_heads, ...): the signature both MHA entry points share;
-    (N, L, E) in the fast path torch._native_multi_head_attention, (L, N, E) otherwise."""
-    q, k = _shape(args[0]), _shape(args[1])
-    batch, q_len, kv_len = (q[0], q[1], k[1]) if batch_first else (q[1], q[0], k[0])
-    return formulas.multi_head_attention(
-        batch, q_len, kv_len, int(args[3]), int(args[4]), kdim=k[-1], vdim=_shape(args[2])[-1]
-    ).macs
-
-
-def _f_mha(args: tuple, kwargs: dict, out: object) -> int:
-    return _mha(args, batch_first=False)
-
-
-def _f_mha_native(args: tuple, kwargs: dict, out: object) -> int:
-    return _mha(args, batch_first=True)
-
-
-def _f_einsum(args: tuple, kwargs: dict, out: object) -> int:
-    operands = args[1:] if len(args) > 2 else tuple(args[1])
-    a, b = (_shape(t) for t in operands)
-    return formulas.einsum(args[0], a, b).macs
-
-
-def _f_pool(args: tuple, kwargs: dict, out: object) -> int:
-    return formulas.pool2d(_numel(_shape(out)), _arg(args, kwargs, 1, "kernel_size")).macs
-
-
-def _f_adaptive(args: tuple, kwargs: dict, out: object) -> int:
-    i, o = _shape(args[0]), _shape(out)
-    return formulas.adaptive_pool2d(_numel(o[:-2]), i[-2:], o[-2:]).macs
-
-
-def _f_layer_norm(args: tuple, kwargs: dict, out: object) -> int:
-    return formulas.layer_norm(_numel(_shape(args[0])), 1).macs
-
-
-def _f_batch_norm(args: tuple, kwargs: dict, out: object) -> int:
-    x = _shape(args[0])
-    return formulas.batch_norm(_numel(x), x[1] if len(x) > 1 else 1).macs
-
-
-def _f_per_element(formula: Callable[[int], formulas.Cost]) -> Callable[..., int]:
-    return lambda args, kwargs, out: formula(_numel(_shape(args[0]))).macs
-
-
-FUNCTIONAL: dict[object, Callable[[tuple, dict, object], int]] = {
-    F.linear: _f_linear,
-    torch.matmul: _f_matmul,
-    torch.Tensor.matmul: _f_matmul,
-    torch.Tensor.__matmul__: _f_matmul,
-    torch.mm: _f_matmul,
-    torch.Tensor.mm: _f_matmul,
-    torch.bmm: _f_matmul,
-    torch.Tensor.bmm: _f_matmul,
-    torch.addmm: _f_addmm,
-    torch.baddbmm: _f_addmm,
-    torch.einsum: _f_einsum,
-    F.conv2d: _f_conv,
-    F.scaled_dot_product_attention: _f_sdpa,
-    F.multi_head_attention_forward: _f_mha,
-    torch._native_multi_head_attention: _f_mha_native,
-    F.max_pool2d: _f_pool,
-    F.avg_pool2d: _f_pool,
-    F.adaptive_avg_pool2d: _f_adaptive,
-    F.adaptive_max_pool2d: _f_adaptive,
-    F.layer_norm: _f_layer_norm,
-    F.batch_norm: _f_batch_norm,
-    F.softmax: _f_per_element(formulas.softmax),
-    torch.softmax: _f_per_element(formulas.softmax),
-    torch.Tensor.softmax: _f_per_element(formulas.softmax),
-    F.normalize: _f_per_element(formulas.l2_normalize),
-}
-
-
-# Functional ops whose formula counts reads (rules b and c), not products: the part of an own-ops
-# row that the product-only counters (FlopCounterMode, torchvision's documented _ops) leave out.
-READS = {
-    F.max_pool2d,
-    F.avg_pool2d,
-    F.adaptive_avg_pool2d,
-    F.adaptive_max_pool2d,
-    F.layer_norm,
-    F.batch_norm,
-    F.softmax,
-    torch.softmax,
-    torch.Tensor.softmax,
-    F.normalize,
-}
-
-
-def op_name(func: object) -> str:
-    """'F.linear', 'torch.matmul', 'Tensor.add' ...: how a note names a functional op."""
-    name = getattr(func, "__name__", repr(func))
-    owner = getattr(func, "__objclass__", None) or getattr(func, "__self__", None)
-    if owner is torch.Tensor or getattr(func, "__qualname__", "").startswith("Tensor."):
-        return f"Tensor.{name}"
-    module = getattr(func, "__module__", "") or ""
-    functional = module.startswith("torch.nn.functional") or module == "torch._C._nn"
-    return f"F.{name}" if functional else f"torch.{name}"
-
-
-def _softmax_reads(func: object, args: tuple) -> int:
-    """The softmax part (rule b) of an attention call's formula: one read per score."""
-    if func is F.scaled_dot_product_attention:
-        q, k = _shape(args[0]), _shape(args[1])
-        return _numel(q[:-1]) * k[-2]
-    q, k, heads = _shape(args[0]), _shape(args[1]), int(args[4])
-    batch_first = func is torch._native_multi_head_attention
-    batch, q_len, kv_len = (q[0], q[1], k[1]) if batch_first else (q[1], q[0], k[0])
-    return formulas.softmax(batch * heads * q_len * kv_len).macs
-
-
-_ATTENTION = {
-    F.scaled_dot_product_attention,
-    F.multi_head_attention_forward,
-    torch._native_multi_head_attention,
-}
-
-
-def count_functional(
-    func: object, args: tuple, kwargs: dict, out: object
-) -> tuple[int, int] | None:
-    """(formula MACs, the part of them that counts reads) of one functional call, (0, 0) for
-    maps and data movement; None when a formula exists but the arguments do not fit it."""
-    rule = FUNCTIONAL.get(func)
-    if rule is None:
-        return 0, 0
-    try:
-        macs = int(rule(args, kwargs or {}, out))
-        reads = macs if func in READS else _softmax_reads(func, args) if func in _ATTENTION else 0
-    except (IndexError, TypeError, ValueError, AttributeError):
-        return None
-    return macs, reads
-
-
-def has_rule(m: nn.Module) -> bool:
-    """Whether count_leaf has a formula for this module's type."""
-    kinds = tuple(kind for kind, _ in _RULES) + _ADAPTIVE + ELEMENTWISE
-    return isinstance(m, kinds) or type(m).__name__ in MOVEMENT_NAMES
+def count_leaf(m: nn.Module, out: Shape, inp: Shape | None) -> LayerCount | None:
+    """Formula MACs, category and paper connections of one call of a leaf module; None: no
+    rule for its type, or a call the rule cannot price (no input shape)."""
+    found = _rule(m)
+    return None if found is None else found[1](m, out, inp)

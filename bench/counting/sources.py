@@ -1,6 +1,7 @@
 """Where `sepbench count` gets a model: a registered name, ``torchvision:NAME`` (any builder of
-torchvision.models, built without weights on the meta device) or ``package.module:callable``;
-and the input shape to count it at (``--input 1x3x224x224``).
+torchvision.models), ``timm:NAME`` (any timm model, at its pretrained config's input size), both
+built without weights on the meta device, or ``package.module:callable``; and the input shape to
+count it at (``--input 1x3x224x224``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bench.errors import UserError
 from models import registry
 
 TORCHVISION = "torchvision:"
+TIMM = "timm:"
 
 
 @dataclass
@@ -126,6 +128,40 @@ def build_torchvision(name: str, shape: tuple[int, ...] | None = None) -> tuple[
     return model, shape
 
 
+def build_timm(name: str, shape: tuple[int, ...] | None = None) -> tuple[nn.Module, tuple]:
+    """timm.create_model(name, pretrained=False) on the meta device (no weights, no hub access)
+    and the full input shape: 1 x the pretrained config's input_size unless ``shape`` is given;
+    a different size or channel count is passed to the model as img_size / in_chans where its
+    builder takes them (ViTs size their position embedding by it)."""
+    try:
+        import timm
+    except ImportError:
+        raise UserError("timm:NAME needs timm: pip install 'sepbench[counters]'") from None
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('.')[0]}*")[:8]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UserError(f"timm has no model {name!r}{hint}")
+
+    def create(**kwargs: object) -> nn.Module:
+        with empty_weights(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return timm.create_model(name, pretrained=False, **kwargs)
+
+    model = create()
+    default = (1, *model.pretrained_cfg["input_size"])
+    if shape is None:
+        return model, default
+    sized = {}
+    if tuple(shape[-2:]) != default[-2:]:
+        sized["img_size"] = tuple(shape[-2:])
+    if shape[1] != default[1]:
+        sized["in_chans"] = shape[1]
+    if sized:
+        with contextlib.suppress(TypeError):  # a CNN's builder takes no img_size: any size runs
+            model = create(**sized)
+    return model, tuple(shape)
+
+
 def build_callable(target: str) -> nn.Module:
     """``package.module:callable`` called with no arguments; it must return an nn.Module."""
     module_name, _, attr = target.partition(":")
@@ -161,6 +197,8 @@ def resolve(spec: str, input_text: str | None = None, batch: int | None = None) 
         raise UserError(f"--batch {batch} disagrees with --input {input_text} (batch first)")
     if spec.startswith(TORCHVISION):
         model, shape = build_torchvision(spec[len(TORCHVISION) :], shape)
+    elif spec.startswith(TIMM):
+        model, shape = build_timm(spec[len(TIMM) :], shape)
     elif ":" in spec:
         if shape is None:
             raise UserError(
