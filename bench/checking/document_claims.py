@@ -16,7 +16,7 @@ from bench.checking.evidence import Evidence, Outcome, claim
 from bench.checking.evidence import in_range as _in_range
 from bench.checking.evidence import untested as _untested
 from bench.checking.evidence import verdict as _verdict
-from bench.counting.counters import count_model
+from bench.counting.counters import FVCORE_MISSING, count_model, fvcore_available
 from bench.measuring.operators import DWSEP, MODEL
 from bench.measuring.suites import HEADLINE_ID
 
@@ -25,6 +25,9 @@ EXAMPLE_WORKLOAD = HEADLINE_ID
 
 
 def _fvcore_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """fvcore's count; where fvcore is missing the check stops, and its claim is untested."""
+    if not fvcore_available():
+        raise RuntimeError(FVCORE_MISSING)
     return int(count_model(module, input_shape).iloc[-1]["macs_fvcore"])
 
 

@@ -22,18 +22,14 @@ causes whose shares add up to each difference (bench.counting.notes).
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import warnings
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
-
-with warnings.catch_warnings():
-    # fvcore scripts two loss functions when imported, and torch warns that torch.jit.script is
-    # deprecated (a FutureWarning per call): no business of sepbench's users. Only that warning
-    # is silenced (fvcore's tracing of models warns nothing: checked with -W error).
-    warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
-    from fvcore.nn import FlopCountAnalysis
 
 from bench.counting import rows
 from bench.counting.probe import Probe, probe, ptflops_available, ptflops_counts
@@ -72,18 +68,41 @@ PRODUCT_CATEGORIES = {"products", "sparse_conv"}
 FVCORE_PRODUCTS = {"conv", "linear", "matmul", "bmm", "einsum", "addmm", "baddbmm"}
 
 
-def fvcore_analysis(module: nn.Module, *inputs: torch.Tensor) -> FlopCountAnalysis:
+# fvcore is optional at import (the GPU machine has none): counting says "fvcore not installed".
+FVCORE_MISSING = "fvcore not installed (pip install fvcore)"
+
+
+def fvcore_available() -> bool:
+    return importlib.util.find_spec("fvcore") is not None
+
+
+def _flop_count_analysis() -> type:
+    if not fvcore_available():
+        raise ModuleNotFoundError(FVCORE_MISSING)
+    with warnings.catch_warnings():
+        # fvcore scripts two loss functions when imported, and torch warns that torch.jit.script
+        # is deprecated (a FutureWarning per call): no business of sepbench's users. Only that
+        # warning is silenced (fvcore's tracing of models warns nothing: checked with -W error).
+        warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
+        from fvcore.nn import FlopCountAnalysis
+    return FlopCountAnalysis
+
+
+def fvcore_analysis(module: nn.Module, *inputs: torch.Tensor) -> Any:
     """fvcore's counter on ``module(*inputs)``, its log lines about ops it skips silenced (the
     notes of our rows say what each counter skips). fvcore's unit is one multiply-add."""
-    analysis = FlopCountAnalysis(module, inputs)
+    analysis = _flop_count_analysis()(module, inputs)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     analysis.total()  # runs the trace now
     return analysis
 
 
-def fvcore_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
-    """fvcore's total multiply-adds of ``module(*inputs)``."""
+def fvcore_macs(module: nn.Module, *inputs: torch.Tensor) -> float:
+    """fvcore's total multiply-adds of ``module(*inputs)``; NaN where fvcore is not installed
+    (a results row's macs_fvcore is then empty, not a count)."""
+    if not fvcore_available():
+        return math.nan
     return int(fvcore_analysis(module, *inputs).total())
 
 
@@ -159,7 +178,9 @@ def count_model(
     x = torch.zeros(shape)
     failures: list[str] = []
     analysis, pt = None, None
-    if fvcore:
+    if fvcore and not fvcore_available():
+        failures.append(FVCORE_MISSING)
+    elif fvcore:
         try:
             analysis = fvcore_analysis(model, x)
         except Exception as err:  # fvcore's tracer fails on some control flow: keep the rest
