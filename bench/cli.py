@@ -43,7 +43,8 @@ def _count(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         default=None,
-        help="--zoo: folder for the table and plot (default reports/counting)",
+        help="--zoo: folder for the table and plot (default runs/counting; --out "
+        "reports/counting refreshes the committed one)",
     )
     p.add_argument("--fresh", action="store_true", help="--zoo: recount rows already in the CSV")
 
@@ -206,6 +207,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         help="use only the first N training images (quick checks)",
     )
     p.add_argument(
+        "--limit-test",
+        type=int,
+        default=None,
+        help="evaluate on the first N test images only (--backend triton on CPU: the Triton "
+        "interpreter takes seconds per image)",
+    )
+    p.add_argument(
         "--no-download",
         dest="download",
         action="store_false",
@@ -283,8 +291,14 @@ def _compare(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="PCT",
-        help="exit 1 when a row is slower than BASE by more than PCT%% outside the p20-p80 "
-        "noise (default 10 for runs on one device; a device comparison fails only when asked)",
+        help="exit 1 when a row or a provider is called slower than BASE by more than PCT%% "
+        "(default 10 for runs on one device; a device comparison fails only when asked)",
+    )
+    p.add_argument(
+        "--latency",
+        action="store_true",
+        help="judge plain latency even when the runs' peaks rows show a host that was not quiet "
+        "(default there: each row relative to the rows measured next to it, which cancels drift)",
     )
     p.add_argument("--out", default="compare", help="folder for compare.csv|md|png")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.errors import Interrupted, UserError
-from bench.files import check_out_dir, write_csv_atomic
+from bench.files import check_data_dir, check_out_dir, write_csv_atomic
 from bench.progress import progress as progress_bar
 
 if TYPE_CHECKING:
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 # holding none of these was not made by sepbench, and is refused).
 TRAIN_OURS = ("metrics.csv", "checkpoint.pt")
 COMPARE_OURS = ("comparison.csv", "*/metrics.csv")
+EXPERIMENTS_OURS = ("comparison.csv", "runs/*.csv", "work/*")
+ZOO_OURS = ("zoo_torchvision.*",)
 
 
 def count(args: argparse.Namespace) -> int:
@@ -28,7 +30,18 @@ def count(args: argparse.Namespace) -> int:
     from bench.counting.sources import resolve
 
     if args.zoo:
+        if args.model or args.input or args.batch is not None:
+            given = args.model or ("--input" if args.input else "--batch")
+            raise UserError(
+                f"--zoo {args.zoo} counts the whole zoo; it takes no MODEL, --input or --batch "
+                f"(got {given}): give either MODEL or --zoo"
+            )
         return count_zoo(args)
+    if args.out or args.fresh:
+        raise UserError(
+            f"{'--out' if args.out else '--fresh'} applies to --zoo only; one MODEL's table goes "
+            "to the screen and to --csv PATH"
+        )
     if not args.model:
         raise UserError(
             "give a MODEL (registered name, torchvision:NAME or "
@@ -55,7 +68,8 @@ def count_zoo(args: argparse.Namespace) -> int:
     from bench.provenance import REPO_ROOT
     from bench.reporting.zoo import write_zoo_report
 
-    out = Path(args.out) if args.out else REPO_ROOT / "reports" / "counting"
+    # Like the report's: runs/ by default, the committed reports/counting only when named.
+    out = check_out_dir(args.out or REPO_ROOT / "runs" / "counting", ZOO_OURS)
     csv = Path(args.csv) if args.csv else out / "zoo_torchvision.csv"
     start = time.perf_counter()
     df = run_zoo(
@@ -77,29 +91,47 @@ def count_zoo(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace) -> int:
     """BASE vs each NEW: compare.csv|md|png; exit 1 on a regression beyond --fail-above."""
+    import math
     import sys
 
     from bench.reporting import compare as cmp
 
-    runs, table = cmp.compare_runs([args.base, *args.new])
-    device_comparison = cmp.is_device_comparison(runs)
+    if args.fail_above is not None and not (
+        math.isfinite(args.fail_above) and args.fail_above >= 0
+    ):
+        raise UserError(
+            f"--fail-above {args.fail_above:g}: give a slowdown in percent, 0 or more "
+            "(e.g. --fail-above 10)"
+        )
+    out = check_out_dir(args.out, cmp.COMPARE_OURS)
+    done = cmp.compare_runs([args.base, *args.new], latency=args.latency)
     fail_above = args.fail_above
-    if fail_above is None and not device_comparison:
+    if fail_above is None and not done.device_comparison:
         fail_above = cmp.DEFAULT_FAIL_PCT
-    paths = cmp.write_outputs(runs, table, fail_above, Path(args.out))
-    counts = table["verdict"].value_counts().to_dict()
-    kind = "device comparison" if device_comparison else "comparison"
-    print(f"{kind} of {len(runs) - 1} run(s) with {runs[0].label}: {counts}")
+    paths = cmp.write_outputs(done, fail_above, out)
+    kind = "device comparison" if done.device_comparison else "comparison"
+    print(f"{kind} of {len(done.runs) - 1} run(s) with {done.runs[0].label}:")
+    for info in done.pairs:
+        counts = done.table.loc[done.table["run"] == info.run, "verdict"].value_counts()
+        print(f"  {info.run}: {info.metric} metric ({info.why}); {counts.to_dict()}")
     for p in paths:
         print(f"wrote {p}")
-    bad = cmp.regressions(table, fail_above)
+    bad = cmp.regressions(done.table, fail_above)
     for _, row in bad.iterrows():
         print(
             f"slower by {row['change_pct']:.1f}% (> {fail_above:g}%) in {row['run']}: "
-            f"{row['suite']} / {cmp.row_label(row)}",
+            f"{row['suite']} / {cmp.row_label(row)} [{row['metric']}, {row['test']}]",
             file=sys.stderr,
         )
-    return 1 if len(bad) else 0
+    groups = cmp.regressions(done.providers, fail_above)
+    for _, row in groups.iterrows():
+        print(
+            f"slower by {row['change_pct']:.1f}% (> {fail_above:g}%) in {row['run']}: "
+            f"provider {cmp.group_label(row)} over {row['rows']} rows "
+            f"[{row['metric']}, z = {row['z']:.1f}]",
+            file=sys.stderr,
+        )
+    return 1 if len(bad) or len(groups) else 0
 
 
 def claims(args: argparse.Namespace) -> int:
@@ -184,11 +216,13 @@ def gpu_check(args: argparse.Namespace) -> int:
 def inspect(args: argparse.Namespace) -> int:
     """Compile the kernels for GPU targets here and write compiled.csv / .png / .md."""
     from bench.measuring.inspect import DEFAULT_SUITES, DTYPES, KERNELS, inspect_kernels
+    from bench.measuring.inspect_scope import check_scope
     from bench.reporting.compiled import write_compiled_summary
     from bench.reporting.plots import plot_compiled
 
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be a positive integer, got {args.workers}")
+    check_scope(tuple(args.kernel or KERNELS), tuple(args.suite or DEFAULT_SUITES), args.size)
     out = check_out_dir(args.out, ("compiled.csv",))
     if args.dump_cubin:
         check_out_dir(args.dump_cubin, ("*.cubin",), flag="--dump-cubin")
@@ -228,6 +262,7 @@ def train_flags(args: argparse.Namespace) -> TrainFlags:
         out=args.out,
         resume=args.resume,
         limit_train=args.limit_train,
+        limit_test=args.limit_test,
         download=args.download,
     )
 
@@ -237,6 +272,7 @@ def train(args: argparse.Namespace) -> int:
     from bench.experiments import train as tr
     from bench.experiments.recipes import make_config
 
+    check_data_dir(args.data_dir)
     cfg = make_config(train_flags(args), args.model)
     check_out_dir(cfg.out, TRAIN_OURS)
     try:
@@ -259,6 +295,7 @@ def train(args: argparse.Namespace) -> int:
 def compare_training(args: argparse.Namespace) -> int:
     from bench.experiments import pairs
 
+    check_data_dir(args.data_dir)
     if args.out:  # the default, runs/compare-<pair>-<dataset>, is always a folder of ours
         check_out_dir(args.out, COMPARE_OURS)
     try:
@@ -279,7 +316,7 @@ def data(args: argparse.Namespace) -> int:
     """Make a dataset present and verified; exit 2 with the ways to get it when no route works."""
     from bench.experiments.data import prepare
 
-    prepared = prepare(args.dataset, args.data_dir)
+    prepared = prepare(args.dataset, check_data_dir(args.data_dir))
     where = f"{args.dataset}: {prepared.folder} ({prepared.route})"
     print(f"{where}; every file matches the {prepared.checked}")
     return 0
@@ -307,6 +344,8 @@ def experiments(args: argparse.Namespace) -> int:
         threads=args.threads,
         fresh=args.fresh,
     )
+    check_out_dir(out, EXPERIMENTS_OURS)  # after the flags' own checks: a refusal creates nothing
+    check_data_dir(opts.data_dir)
     table = seeded_runs.run_set(opts)
     failed = table[table["status"] != "ok"]
     for path in write_experiments_report(out):

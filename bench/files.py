@@ -5,6 +5,7 @@ result aside instead of overwriting it, and CSV reads that fail with a message n
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import os
@@ -64,12 +65,49 @@ def write_csv_atomic(df: pd.DataFrame, path: str | Path, *, make_parents: bool =
         df.to_csv(tmp, index=False)
         os.replace(tmp, path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise UserError(f"cannot write CSV to {str(path)!r}: {err.strerror or err}") from None
     except BaseException:  # Ctrl-C mid-write: leave no temp file behind
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
     return path
+
+
+def _discard(tmp: Path) -> None:
+    # Where the folder is a file (--csv FILE/a.csv) the unlink fails the same way the write did.
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
+def check_data_dir(path: str | Path, flag: str = "--data-dir") -> Path:
+    """``path`` as a folder that holds datasets or can be made to (downloads go there), or a
+    UserError saying why not: a file; a folder that cannot be read; one that does not exist and
+    cannot be created (under /proc, say). Unlike check_out_dir it takes a folder holding anything
+    (torchvision's root is shared with other datasets). A folder this check had to create to
+    prove it can be is removed again: nothing is left behind by a refused or unused argument."""
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{flag} {path} is a file, not a folder; give the datasets' folder")
+    if folder.is_dir():
+        if not os.access(folder, os.R_OK | os.X_OK):
+            raise UserError(f"{flag} {path}: cannot read it (permission denied)")
+        return folder
+    created = []
+    try:
+        for parent in reversed([folder, *folder.parents]):
+            if not parent.exists():
+                parent.mkdir()
+                created.append(parent)
+    except OSError as err:
+        raise UserError(
+            f"{flag} {path}: cannot create it ({err.strerror or err}); give a folder that "
+            "exists or can be made"
+        ) from None
+    finally:
+        for made in reversed(created):
+            with contextlib.suppress(OSError):
+                made.rmdir()
+    return folder
 
 
 def move_aside(path: Path, sha: str | None = None) -> Path:

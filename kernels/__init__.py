@@ -14,12 +14,14 @@ from kernels import _runtime  # noqa: F401
 
 _EXPORTS = {
     "dwsep_block": "kernels.dwsep",
+    "fold_batchnorm": "kernels.reference",
     "pack_dw_weight": "kernels.dwsep",
     "rbf_distance": "kernels.rbf",
     "rbf_loss": "kernels.rbf",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = ["dwsep_block", "fold_batchnorm", "pack_dw_weight", "rbf_distance", "rbf_loss"]
+assert set(__all__) == set(_EXPORTS)  # one list of names, spelled out for readers and linters
 
 
 def __getattr__(name: str) -> Any:

@@ -28,6 +28,11 @@ def results_of(folder: str | Path) -> pd.DataFrame:
 
 def training_of(folder: str | Path) -> pd.DataFrame:
     """The comparison.csv of an experiments (or compare-training) folder."""
+    if Path(folder).is_file():
+        raise UserError(
+            f"--training {folder} is a file, not a folder; give an experiments folder (one "
+            f"holding {COMPARISON}, like reports/experiments)"
+        )
     return read_csv(Path(folder) / COMPARISON, "--training")
 
 

@@ -196,6 +196,8 @@ def resolve(spec: str, input_text: str | None = None, batch: int | None = None) 
     if shape is not None and batch not in (None, shape[0]):
         raise UserError(f"--batch {batch} disagrees with --input {input_text} (batch first)")
     if spec.startswith(TORCHVISION):
+        if shape is not None and len(shape) != 4:  # an image model: the message, not its error
+            raise UserError(f"{spec} takes --input NxCxHxW (e.g. 1x3x224x224), got {input_text!r}")
         model, shape = build_torchvision(spec[len(TORCHVISION) :], shape)
     elif spec.startswith(TIMM):
         model, shape = build_timm(spec[len(TIMM) :], shape)
@@ -207,6 +209,12 @@ def resolve(spec: str, input_text: str | None = None, batch: int | None = None) 
         model = build_callable(spec)
     else:
         spec_ = registry.get(spec)
+        if shape is not None and (len(shape) != 4 or shape[1] != spec_.input_shape[0]):
+            example = "x".join(map(str, (1, *spec_.input_shape)))
+            raise UserError(
+                f"{spec} takes --input NxCxHxW with C = {spec_.input_shape[0]} (e.g. {example}), "
+                f"got {input_text!r}"
+            )
         model = spec_.build()
         shape = shape or (batch or 1, *spec_.input_shape)
     if batch is not None and shape[0] != batch:

@@ -6,6 +6,7 @@ model; any flag the user gives (TrainFlags) overrides it. TrainConfig is what on
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -93,8 +94,10 @@ class TrainConfig:
             raise UserError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UserError(f"--lr must be positive and finite, got {self.lr}")
+        if self.seed < 0:
+            raise UserError(f"--seed must be 0 or more, got {self.seed}")
         if self.optimizer not in DEFAULT_LR:
             raise UserError(f"--optimizer must be one of {', '.join(DEFAULT_LR)}")
         if self.loss not in ("cross_entropy", "rbf"):
@@ -119,6 +122,7 @@ class TrainFlags:
     out: str | None = None
     resume: bool = False
     limit_train: int | None = None
+    limit_test: int | None = None
     download: bool = True
 
 
@@ -167,6 +171,7 @@ def make_config(flags: TrainFlags, model: str, out: str | Path | None = None) ->
         out=str(out if out is not None else (flags.out or Path("runs") / f"{model}-{dataset}")),
         resume=flags.resume,
         limit_train=flags.limit_train,
+        limit_test=flags.limit_test,
         download=flags.download,
         note=note,
     )

@@ -161,6 +161,8 @@ class Options:
                 raise UserError(f"{flag} must be a positive integer, got {value}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"--seeds must be distinct integers, got {list(self.seeds)}")
+        if min(self.seeds) < 0:
+            raise UserError(f"--seeds must be 0 or more, got {list(self.seeds)}")
 
 
 def plan(opts: Options, device: str) -> list[Run]:

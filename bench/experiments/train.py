@@ -53,6 +53,12 @@ MEMORY_MEASURES = {
     "dataset in memory and the run itself",
 }
 EVAL_BATCH = 1000
+# Under the Triton interpreter lenet5_dw took 2.8 s per test image (2-core CPU machine, load ~3):
+# small batches keep the progress bar moving.
+EVAL_BATCH_SLOW = 20
+# A run whose test set would take longer than this per epoch under the interpreter is refused
+# up front, saying how many images fit (the report refuses such models the same way).
+INTERPRETER_EVAL_LIMIT_S = 300.0
 
 
 @dataclass
@@ -128,18 +134,28 @@ def evaluate(
     data: datasets.ImageData,
     channels: int,
     loss: str = "cross_entropy",
+    *,
+    slow: str = "",
 ) -> tuple[float, float]:
-    """(mean loss, accuracy as a fraction) on the test split, in eval mode."""
+    """(mean loss, accuracy as a fraction) on the test split, in eval mode.
+
+    ``slow`` names why this evaluation is slow (the Triton interpreter: lenet5_dw took 2.8 s per
+    test image on the 2-core CPU machine, and a run sat silent): then a progress bar runs, in
+    batches of EVAL_BATCH_SLOW."""
     loss_fn, predict = _loss_and_predict(loss)
     model.eval()
     total_loss, correct = 0.0, 0
     n = len(data.test_labels)
-    for start in range(0, n, EVAL_BATCH):
-        x = data.model_input(data.test_images[start : start + EVAL_BATCH], channels)
-        y = data.test_labels[start : start + EVAL_BATCH]
+    step = EVAL_BATCH_SLOW if slow else EVAL_BATCH
+    bar = progress_bar(total=n, desc="test set", unit="image", disable=not slow, leave=False)
+    for start in range(0, n, step):
+        x = data.model_input(data.test_images[start : start + step], channels)
+        y = data.test_labels[start : start + step]
         out = model(x)
         total_loss += float(loss_fn(out, y)) * len(y)
         correct += int((predict(out) == y).sum())
+        bar.update(len(y))
+    bar.close()
     return total_loss / n, correct / n
 
 
@@ -340,7 +356,13 @@ def _epoch(run: _Run, epoch: int, progress: bool, on_batch: Callable | None) -> 
         dist.all_reduce(sums)
     if run.eval_model is not run.model:
         run.eval_model.load_state_dict(run.model.state_dict())
-    test_loss, test_acc = evaluate(run.eval_model, run.data, run.channels, cfg.loss)
+    test_loss, test_acc = evaluate(
+        run.eval_model,
+        run.data,
+        run.channels,
+        cfg.loss,
+        slow=_interpreted(run) if progress and run.ctx.main else "",
+    )
     loss_sum, correct, seen = sums.tolist()
     return {
         "epoch": epoch,
@@ -352,6 +374,43 @@ def _epoch(run: _Run, epoch: int, progress: bool, on_batch: Callable | None) -> 
         "images_per_s": seen / epoch_time,
         "peak_memory_mb": _peak_memory_mb(run.device),
     }
+
+
+def _interpreted(run: _Run) -> str:
+    """Why evaluating ``run`` is slow, or "": its Triton layers under the interpreter (CPU)."""
+    from kernels import _runtime
+
+    if run.eval_model is run.model or run.device.type != "cpu" or not _runtime.INTERPRET:
+        return ""
+    return f"{run.spec.name}'s {run.cfg.backend} layers run under the Triton interpreter on CPU"
+
+
+def check_interpreter_eval(run: _Run) -> None:
+    """Under the Triton interpreter, time one test image and say what the test set will cost
+    each epoch; a UserError (before any training) when that passes INTERPRETER_EVAL_LIMIT_S."""
+    why = _interpreted(run)
+    if not why:
+        return
+    n = len(run.data.test_labels)
+    x = run.data.model_input(run.data.test_images[:1], run.channels)
+    run.eval_model.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        run.eval_model(x)
+    per_image = time.perf_counter() - start
+    estimate = per_image * n
+    if estimate > INTERPRETER_EVAL_LIMIT_S:
+        fits = max(1, int(INTERPRETER_EVAL_LIMIT_S / per_image))
+        raise UserError(
+            f"{why}: one test image took {per_image:.1f} s, so the {n:,} test images would take "
+            f"about {estimate / 60:.0f} min every epoch (more than "
+            f"{INTERPRETER_EVAL_LIMIT_S:.0f} s); pass --limit-test {fits} or fewer, train with "
+            "--backend torch, or run on a GPU"
+        )
+    run.say(
+        f"note: {why}: evaluating the {n:,} test images takes about {estimate:.0f} s every "
+        f"epoch (one image took {per_image:.1f} s)"
+    )
 
 
 def _save_epoch(run: _Run, epoch: int) -> None:
@@ -388,6 +447,8 @@ def train(
     """
     spec = spec or registry.get(cfg.model)
     run = _start(cfg, spec)
+    if len(run.history) < cfg.epochs:
+        check_interpreter_eval(run)
     for epoch in range(len(run.history) + 1, cfg.epochs + 1):
         row = _epoch(run, epoch, progress, on_batch)
         run.history.append(row)

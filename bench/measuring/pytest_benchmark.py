@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import UserError
-from bench.measuring import timing
+from bench.measuring import samples, timing
 from bench.measuring.results import COLUMNS, KEY, add_derived
 
 # Row fields the benchmark suite stores in each benchmark's extra_info.
@@ -62,8 +62,9 @@ def benchmark_timer(benchmark: Any, device: str) -> Callable[[Callable[[], objec
         if benchmark.disabled or stats is None:
             nan = math.nan
             return timing.Timing(nan, nan, nan, 1, "pytest-benchmark disabled: ran once, untimed")
-        p20, p50, p80 = timing.percentiles([t * 1e3 for t in stats.stats.data])
-        return timing.Timing(p20, p50, p80, repeats=stats.stats.rounds, method=SAMPLES_METHOD)
+        data_ms = [t * 1e3 for t in stats.stats.data]
+        p20, p50, p80 = timing.percentiles(data_ms)
+        return timing.Timing(p20, p50, p80, stats.stats.rounds, SAMPLES_METHOD, tuple(data_ms))
 
     return timer
 
@@ -105,10 +106,12 @@ def rows_from_pytest_benchmark(path: Path) -> pd.DataFrame:
 
 
 def _latencies(stats: dict, where: str) -> dict:
-    samples = stats.get("data")
+    data = stats.get("data")
+    data_ms: list[float] = []
     try:
-        if samples:
-            p20, p50, p80 = timing.percentiles([float(s) * 1e3 for s in samples])
+        if data:
+            data_ms = [float(s) * 1e3 for s in data]
+            p20, p50, p80 = timing.percentiles(data_ms)
             method = SAMPLES_METHOD
         else:
             p20, p50, p80 = (float(stats[k]) * 1e3 for k in ("q1", "median", "q3"))
@@ -126,4 +129,5 @@ def _latencies(stats: dict, where: str) -> dict:
         "latency_ms_p80": p80,
         "repeats": stats.get("rounds"),
         "timing_method": method,
+        samples.COLUMN: samples.encode(data_ms),
     }

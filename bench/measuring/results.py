@@ -53,6 +53,7 @@ COLUMNS = [
     "rank",  # the torchrun rank that measured it (0 in a plain run)
     "device_index",  # the GPU it ran on (empty on CPU)
     "elapsed_s",  # seconds the runner spent on the row: setup, check and timing
+    "samples_ms",  # the raw samples (bench.measuring.samples): compare tests them
 ]
 RESULTS_CSV = "results.csv"
 # DESIGN.md's contract: a file without one of these is not a results.csv.

@@ -21,7 +21,7 @@ import torch
 
 from bench.errors import Interrupted, UserError, error_text
 from bench.files import move_aside, write_csv_atomic
-from bench.measuring import plans, sharding, timing
+from bench.measuring import plans, samples, sharding, slowdown, timing
 from bench.measuring.operators import (
     FAMILIES,
     Case,
@@ -123,6 +123,7 @@ def _measure(
     except Exception as err:
         _reraise_interrupt(err)
         return {**row, "status": "error", "message": error_text(err)}
+    prepared = slowdown.applied(case.provider, prepared, case.spec.times)  # test-only; unset: as is
     row.update(
         macs=prepared.macs,
         macs_fvcore=prepared.macs_fvcore,
@@ -210,6 +211,7 @@ def _run_prepared(
         "latency_ms_p80": measured.p80_ms,
         "timing_method": measured.method,
         "repeats": measured.repeats,
+        **samples.columns(measured),  # the raw samples, for compare's significance test
         "status": "ok",
     }
 
@@ -397,6 +399,7 @@ def run(
         )
         _measure_all(mine, new, device, env, min_run_time, budget_s, save, progress, plan, ctx)
     except KeyboardInterrupt:
+        save()  # a row appended just before the signal is on disk too, so the count below holds
         saved = sum(r["suite"] != PEAKS_SUITE for r in rows + new)
         raise Interrupted(f"interrupted; {saved} rows saved in {target}; rerun to resume") from None
     if ctx.world > 1:

@@ -40,6 +40,9 @@ class Timing:
     p80_ms: float
     repeats: int
     method: str
+    # The raw samples the percentiles came from (ms per call; a blocked_autorange sample is one
+    # block's mean). Empty where the timer keeps none (GPU do_bench returns quantiles only).
+    samples_ms: tuple[float, ...] = ()
 
 
 # The compute roofs a row can be judged against: its precision names the arithmetic it ran on.
@@ -170,7 +173,7 @@ def _time_cpu(fn: Callable[[], object], min_run_time: float, budget_s: float | N
     while not enough():
         samples_ms.append(clock.timeit(number) / number * 1e3)
     p20, p50, p80 = percentiles(samples_ms)
-    return Timing(p20, p50, p80, repeats=len(samples_ms), method=method)
+    return Timing(p20, p50, p80, len(samples_ms), method, samples_ms=tuple(samples_ms))
 
 
 def naive_host_clock(fn: Callable[[], object], calls: int = 100) -> Timing:
@@ -185,7 +188,9 @@ def naive_host_clock(fn: Callable[[], object], calls: int = 100) -> Timing:
     for _ in range(calls):
         fn()
     per_call_ms = (time.time() - start) * 1e3 / calls
-    return Timing(per_call_ms, per_call_ms, per_call_ms, repeats=1, method="naive host clock")
+    return Timing(
+        per_call_ms, per_call_ms, per_call_ms, 1, "naive host clock", samples_ms=(per_call_ms,)
+    )
 
 
 def measure_copy_gbps(device: str | torch.device, megabytes: int = 256) -> float:

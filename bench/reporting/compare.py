@@ -1,43 +1,45 @@
 """`sepbench compare BASE NEW [NEW ...]`: runs side by side (report folders, results.csv files or
 pytest-benchmark JSON), matched on (suite, workload, provider, dtype, batch); compare.csv,
-compare.md and compare.png, and the rows that regressed beyond a threshold.
+compare_providers.csv, compare.md and compare.png, and what regressed beyond a threshold.
 
-A change counts only outside the noise: when the two runs' p20-p80 intervals overlap the verdict
-is "within noise", whatever the medians say (the machines are noisy: DESIGN.md).
+A shared host drifts by 2x between runs (DESIGN.md: the machines are noisy), so each verdict
+says which metric it used and is made by bench.reporting.compare_stats: each row's change
+relative to the rows measured next to it in the same runs (latency itself only on a quiet host,
+for device comparisons, or with --latency), a Mann-Whitney U test over the raw samples, the
+noise between the two runs, a minimum effect, and each provider judged over all its rows.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-
-import matplotlib.pyplot as plt
-import matplotlib.ticker
-import numpy as np
 import pandas as pd
 
 from bench.errors import UserError
 from bench.files import read_csv
+from bench.measuring import samples
 from bench.measuring.pytest_benchmark import rows_from_pytest_benchmark
-from bench.measuring.results import KEY, work_rows
+from bench.measuring.results import KEY, PEAKS_SUITE, fill_kinds, peaks_of, work_rows
+from bench.reporting import compare_stats as cs
 
 LATENCY = ("latency_ms_p20", "latency_ms_p50", "latency_ms_p80")
 PROVENANCE = ("device", "torch_version", "triton_version", "git_sha")
 # Same-device comparisons fail on a slowdown beyond this many percent unless --fail-above says
 # otherwise; a device comparison fails only when --fail-above is given.
 DEFAULT_FAIL_PCT = 10.0
+# What compare writes into its --out folder (bench.files.check_out_dir).
+COMPARE_OURS = ("compare.csv", "compare.md")
 
 
 @dataclass
 class Run:
     label: str
     path: Path
-    rows: pd.DataFrame  # timed rows: KEY + latencies + provenance
+    rows: pd.DataFrame  # timed rows, in the file's (measurement) order: KEY, kind, latencies,
+    # provenance and the raw samples (a tuple per row, empty where the file has none)
+    peaks: cs.Peaks = field(default_factory=cs.Peaks)
 
 
 def load_run(arg: str) -> Run:
@@ -57,23 +59,42 @@ def load_run(arg: str) -> Run:
             f"{path}: missing columns {', '.join(missing)} (a results.csv of "
             "`sepbench report` has them)"
         )
+    peaks = _peaks(df)
     df = work_rows(df).copy()
     if "status" in df.columns:
         df = df[df["status"].fillna("ok") == "ok"]
     for col in LATENCY:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     df = df.dropna(subset=list(LATENCY))
+    df = df[(df[list(LATENCY)] > 0).all(axis=1)]  # a ratio needs a positive latency
     df["batch"] = pd.to_numeric(df["batch"], errors="coerce").astype("Int64")
     for col in ("suite", "workload", "provider", "dtype"):
         df[col] = df[col].astype(str)
-    for col in PROVENANCE:
+    for col in (*PROVENANCE, "kind", samples.COLUMN):
         if col not in df.columns:
             df[col] = None
+    df = fill_kinds(df.assign(kind=df["kind"].astype("object")))
+    df["kind"] = df["kind"].fillna("").astype(str)
+    df["samples"] = df[samples.COLUMN].map(samples.decode)
     df = df.drop_duplicates(subset=list(KEY), keep="last")
     if df.empty:
         raise UserError(f"{path}: no timed rows (status ok with latencies)")
     label = path.parent.name if path.name == "results.csv" else path.name
-    return Run(label, path, df[[*KEY, *LATENCY, *PROVENANCE]].reset_index(drop=True))
+    columns = [*KEY, "kind", *LATENCY, *PROVENANCE, "samples"]
+    return Run(label, path, df[columns].reset_index(drop=True), peaks)
+
+
+def _peaks(df: pd.DataFrame) -> cs.Peaks:
+    if "suite" not in df.columns or not (df["suite"] == PEAKS_SUITE).any():
+        return cs.Peaks()
+    for col in ("gbps", "tflops"):
+        if col not in df.columns:
+            return cs.Peaks()
+    numeric = df.assign(
+        gbps=pd.to_numeric(df["gbps"], errors="coerce"),
+        tflops=pd.to_numeric(df["tflops"], errors="coerce"),
+    )
+    return cs.Peaks(*peaks_of(numeric))
 
 
 def _labels(runs: list[Run]) -> None:
@@ -105,40 +126,83 @@ def _check_comparable(base: Run, new: Run) -> None:
         )
 
 
-def _verdict(row: pd.Series) -> str:
-    if pd.isna(row["base_p50"]):
-        return "only in NEW"
-    if pd.isna(row["new_p50"]):
-        return "only in BASE"
-    overlap = row["new_p20"] <= row["base_p80"] and row["base_p20"] <= row["new_p80"]
-    if overlap:
-        return "within noise"
-    return "slower" if row["new_p50"] > row["base_p50"] else "faster"
+@dataclass(frozen=True)
+class PairInfo:
+    """How one NEW run was judged against BASE: the metric, why, and the noise between them."""
+
+    run: str
+    metric: str
+    why: str
+    sigma: float  # robust sigma of the rows' log changes (NaN: not estimated)
+    noise_pct: float  # the band a row's change must leave, in percent
+    matched: int
 
 
-def compare_pair(base: Run, new: Run) -> pd.DataFrame:
-    """One row per key of either run: both runs' percentiles, ratio NEW/BASE, change, verdict."""
+@dataclass
+class Comparison:
+    runs: list[Run]
+    table: pd.DataFrame  # one row per key of either run of each pair
+    providers: pd.DataFrame  # one row per (run, kind, provider, dtype)
+    pairs: list[PairInfo]
+    device_comparison: bool
+
+
+def _metric(base: Run, new: Run, matched: int, device: bool, latency: bool) -> tuple[str, str]:
+    if device:
+        return cs.LATENCY, "a device comparison: the ratios compare hardware"
+    if latency:
+        return cs.LATENCY, "asked (--latency)"
+    copy, matmul = cs.peaks_change_pct(base.peaks, new.peaks)
+    peaks = f"copy {copy:+.1f}%, matmul {matmul:+.1f}% between the runs' peaks rows"
+    if not all(math.isfinite(c) for c in (copy, matmul)):
+        peaks = "a run without peaks rows (copy, matmul): the host's state is unknown"
+    if cs.quiet_host(base.peaks, new.peaks):
+        return cs.LATENCY, f"a quiet host ({peaks}, within {cs.QUIET_PEAKS_PCT:g}%)"
+    if matched < cs.MIN_ROWS:
+        return cs.LATENCY, f"{peaks}, but {matched} matched rows are too few to cancel the drift"
+    return cs.RELATIVE, f"the host was not quiet ({peaks})"
+
+
+def compare_pair(base: Run, new: Run, *, device: bool = False, latency: bool = False):
+    """One row per key of either run (BASE's order, then NEW-only rows): both runs' percentiles,
+    ratio, drift, change, metric, test and verdict; and how the pair was judged."""
     rename = {"latency_ms_p20": "p20", "latency_ms_p50": "p50", "latency_ms_p80": "p80"}
-    b = base.rows[[*KEY, *LATENCY]].rename(columns={k: f"base_{v}" for k, v in rename.items()})
-    n = new.rows[[*KEY, *LATENCY]].rename(columns={k: f"new_{v}" for k, v in rename.items()})
-    table = b.merge(n, on=list(KEY), how="outer")
+    cols = [*KEY, "kind", *LATENCY, "samples"]
+    b = base.rows[cols].rename(columns={k: f"base_{v}" for k, v in rename.items()})
+    n = new.rows[cols].rename(columns={k: f"new_{v}" for k, v in rename.items()})
+    b = b.rename(columns={"samples": "base_samples"})
+    n = n.rename(columns={"samples": "new_samples", "kind": "new_kind"})
+    # BASE's rows in BASE's (measurement) order, then NEW's own: an outer merge would sort the
+    # keys, and the drift reference is the rows measured next to each row.
+    table = b.merge(n, on=list(KEY), how="left")
+    only_new = n.merge(b[list(KEY)], on=list(KEY), how="left", indicator=True)
+    only_new = only_new[only_new.pop("_merge") == "left_only"]
+    table = pd.concat([table, only_new], ignore_index=True)
+    table["kind"] = table["kind"].fillna(table.pop("new_kind"))
+    for col in ("base_samples", "new_samples"):
+        table[col] = table[col].map(lambda s: s if isinstance(s, tuple) else ())
     table.insert(0, "run", new.label)
     table.insert(1, "base", base.label)
-    table["ratio"] = table["new_p50"] / table["base_p50"]
-    table["change_pct"] = (table["ratio"] - 1) * 100
-    table["verdict"] = table.apply(_verdict, axis=1)
-    return table
+    matched = int((table["base_p50"].notna() & table["new_p50"].notna()).sum())
+    metric, why = _metric(base, new, matched, device, latency)
+    table, sigma = cs.judge_rows(table, metric, noise=not device)
+    band = float(table["noise_pct"].dropna().iloc[0]) if matched else math.nan
+    return table, PairInfo(new.label, metric, why, sigma, band, matched)
 
 
-def compare_runs(paths: list[str]) -> tuple[list[Run], pd.DataFrame]:
-    """Load BASE and every NEW, check they compare, and the long comparison table."""
+def compare_runs(paths: list[str], *, latency: bool = False) -> Comparison:
+    """Load BASE and every NEW, check they compare, and judge each NEW against BASE."""
     runs = [load_run(p) for p in paths]
     _labels(runs)
     base, news = runs[0], runs[1:]
     for new in news:
         _check_comparable(base, new)
-    table = pd.concat([compare_pair(base, new) for new in news], ignore_index=True)
-    return runs, table
+    device = is_device_comparison(runs)
+    parts = [compare_pair(base, new, device=device, latency=latency) for new in news]
+    table = pd.concat([t for t, _ in parts], ignore_index=True)
+    pairs = [info for _, info in parts]
+    providers = cs.judge_providers(table, {p.run: p.sigma for p in pairs})
+    return Comparison(runs, table, providers, pairs, device)
 
 
 def is_device_comparison(runs: list[Run]) -> bool:
@@ -146,22 +210,18 @@ def is_device_comparison(runs: list[Run]) -> bool:
 
 
 def regressions(table: pd.DataFrame, fail_above: float | None) -> pd.DataFrame:
-    """Matched rows slower than BASE by more than ``fail_above`` percent and outside noise."""
+    """Rows (or provider groups) called slower, by more than ``fail_above`` percent."""
     if fail_above is None:
         return table.iloc[0:0]
     return table[(table["verdict"] == "slower") & (table["change_pct"] > fail_above)]
 
 
-def geomean_ratios(table: pd.DataFrame) -> pd.DataFrame:
-    """Geometric-mean ratio NEW/BASE per run, suite and provider over the matched rows."""
-    matched = table.dropna(subset=["ratio"])
-    grouped = matched.groupby(["run", "suite", "provider"])["ratio"]
-    out = grouped.apply(lambda r: float(np.exp(np.log(r).mean()))).rename("geomean_ratio")
-    return pd.concat([out, grouped.size().rename("rows")], axis=1).reset_index()
-
-
 def row_label(row: pd.Series) -> str:
     return f"{row['workload']} / {row['provider']} / {row['dtype']} / N{row['batch']}"
+
+
+def group_label(row: pd.Series) -> str:
+    return f"{row['provider']} ({row['kind']}, {row['dtype']})"
 
 
 def _run_table(runs: list[Run]) -> pd.DataFrame:
@@ -171,6 +231,7 @@ def _run_table(runs: list[Run]) -> pd.DataFrame:
             c: ", ".join(sorted({str(v) for v in run.rows[c].dropna()})) or "unknown"
             for c in PROVENANCE
         }
+        with_samples = int(run.rows["samples"].map(bool).sum())
         rows.append(
             {
                 "role": "BASE" if i == 0 else "NEW",
@@ -178,6 +239,9 @@ def _run_table(runs: list[Run]) -> pd.DataFrame:
                 "path": str(run.path),
                 **info,
                 "timed rows": len(run.rows),
+                "with samples": with_samples,
+                "copy GB/s": f"{run.peaks.copy_gbps:.3g}",
+                "matmul TFLOP/s": run.peaks.matmul_text(),
             }
         )
     return pd.DataFrame(rows)
@@ -188,120 +252,97 @@ def _fmt(table: pd.DataFrame) -> pd.DataFrame:
     for col in shown.columns:
         if col.endswith(("_p20", "_p50", "_p80")):
             shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
-    shown["ratio"] = shown["ratio"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    for col in ("ratio", "drift"):
+        if col in shown:
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
     shown["change_pct"] = shown["change_pct"].map(lambda v: "" if pd.isna(v) else f"{v:+.1f}%")
+    for col in ("p_value", "z"):
+        if col in shown:
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.3g}")
     return shown
 
 
-def write_markdown(
-    runs: list[Run], table: pd.DataFrame, fail_above: float | None, path: Path, top: int = 40
-) -> None:
+def _pair_lines(done: Comparison) -> list[str]:
+    lines = []
+    for p in done.pairs:
+        noise = (
+            f"the noise between the runs: a robust sigma of {p.sigma:.3f} in log over "
+            f"{p.matched} matched rows, so a row must move beyond +-{p.noise_pct:.0f}% "
+            "(Bonferroni over the rows)"
+            if math.isfinite(p.sigma)
+            else "the noise between the runs not estimated (a device comparison, or fewer than "
+            f"{cs.MIN_ROWS} matched rows)"
+        )
+        lines.append(f"- **{p.run}**: {cs.METRIC_TEXT[p.metric]}; chosen because {p.why}; {noise}.")
+    return lines
+
+
+def write_markdown(done: Comparison, fail_above: float | None, path: Path, top: int = 40) -> None:
+    runs, table = done.runs, done.table
     lines = ["# sepbench compare", ""]
-    if is_device_comparison(runs):
+    if done.device_comparison:
         names = " vs ".join(", ".join(devices(r)) or "unknown" for r in runs)
         lines += [
             f"**Device comparison** ({names}): the ratios compare hardware, not code changes.",
             "",
         ]
     lines += [_run_table(runs).to_markdown(index=False), ""]
-    counts = table.groupby(["run", "verdict"]).size().unstack(fill_value=0)
+    lines += ["## How each run was judged", "", *_pair_lines(done), ""]
     lines += [
-        "Ratio = NEW p50 / BASE p50 (below 1: NEW is faster). A change counts only when "
-        "the p20-p80 intervals do not overlap.",
-        "",
-        counts.reset_index().to_markdown(index=False),
+        "A row is called slower or faster only when a Mann-Whitney U test over the two runs' "
+        f"raw samples gives p < {cs.ALPHA:g} (p20-p80 intervals that do not overlap where a "
+        "file has no samples; 'not judged' where the samples are too few for any test), its "
+        "change leaves the noise band between the runs, and it is at least "
+        f"{cs.MIN_EFFECT_PCT:g}%. Each provider is also judged over all its rows (z-test of "
+        "their mean log change against the same noise, Bonferroni over the providers). In the "
+        "relative metric a change shared by every row of a stretch (a new torch slowing every "
+        "convolution) cancels like the host's drift: only a quiet host (or --latency) shows it.",
         "",
     ]
+    counts = table.groupby(["run", "verdict"]).size().unstack(fill_value=0)
+    lines += [counts.reset_index().to_markdown(index=False), ""]
     if fail_above is not None:
         bad = regressions(table, fail_above)
-        lines += [f"Regressions beyond {fail_above:g}% outside the noise: {len(bad)}", ""]
+        bad_groups = regressions(done.providers, fail_above)
+        lines += [
+            f"Regressions beyond {fail_above:g}%: {len(bad)} rows, {len(bad_groups)} providers.",
+            "",
+        ]
     lines += [
-        "## Geometric-mean ratio per suite and provider",
+        f"## Providers over their rows ({cs.MIN_GROUP_ROWS} or more matched rows are judged)",
         "",
-        geomean_ratios(table).to_markdown(index=False, floatfmt=".3f"),
+        _fmt(done.providers).to_markdown(index=False),
         "",
     ]
-    matched = table.dropna(subset=["ratio"])
-    order = matched["ratio"].map(lambda r: abs(math.log(r)) if r > 0 else 0).sort_values()
+    matched = table.dropna(subset=["change_pct"])
+    order = matched["change_pct"].map(lambda c: abs(math.log1p(c / 100))).sort_values()
     largest = matched.loc[order.index[::-1][:top]]
-    cols = ["run", *KEY, "base_p50", "new_p50", "ratio", "change_pct", "verdict"]
+    cols = ["run", *KEY, "base_p50", "new_p50", "ratio", "drift", "change_pct", "p_value"]
     lines += [
         f"## Largest changes (top {min(top, len(largest))} of {len(matched)} matched rows; "
         "all rows in compare.csv)",
         "",
-        _fmt(largest[cols]).to_markdown(index=False),
+        _fmt(largest[[*cols, "verdict"]]).to_markdown(index=False),
         "",
     ]
     path.write_text("\n".join(lines))
 
 
-_COLORS = {"faster": "tab:green", "slower": "tab:red", "within noise": "tab:gray"}
+def csv_table(table: pd.DataFrame) -> pd.DataFrame:
+    """compare.csv's rows: the samples as their counts (the samples stay in the runs' files)."""
+    out = table.copy()
+    for col in ("base_samples", "new_samples"):
+        out[col] = out[col].map(len)
+    return out
 
 
-def plot(table: pd.DataFrame, fail_above: float | None, path: Path) -> None:
-    """Ratio per matched row on a log axis; the bar is the noise band (NEW p20/BASE p80 to NEW
-    p80/BASE p20); the shading marks +-fail_above."""
-    matched = table.dropna(subset=["ratio"]).sort_values(["suite", "workload", "provider"])
-    runs = list(dict.fromkeys(matched["run"]))
-    labels = list(dict.fromkeys(matched.apply(row_label, axis=1)))
-    y_of = {lab: i for i, lab in enumerate(labels)}
-    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.22 * len(labels) + 1.5)))
-    for k, run in enumerate(runs):
-        part = matched[matched["run"] == run]
-        offset = (k - (len(runs) - 1) / 2) * 0.25
-        ys = np.array([y_of[row_label(r)] for _, r in part.iterrows()]) + offset
-        low = part["new_p20"] / part["base_p80"]
-        high = part["new_p80"] / part["base_p20"]
-        ax.hlines(
-            ys,
-            low,
-            high,
-            color="0.75",
-            lw=3,
-            zorder=1,
-            label="noise band (p20-p80 of both)" if k == 0 else None,
-        )
-        for verdict, color in _COLORS.items():
-            sel = (part["verdict"] == verdict).to_numpy()
-            if sel.any():
-                ax.scatter(
-                    part["ratio"][sel],
-                    ys[sel],
-                    color=color,
-                    s=18,
-                    zorder=2,
-                    marker="os^D"[k % 4],
-                    label=f"{run}: {verdict}" if len(runs) > 1 else verdict,
-                )
-    ax.axvline(1.0, color="black", lw=0.8)
-    if fail_above is not None:
-        ax.axvspan(
-            1.0,
-            1 + fail_above / 100,
-            color="tab:orange",
-            alpha=0.12,
-            label=f"within +{fail_above:g}% (no failure)",
-        )
-    ax.set_xscale("log")
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_ylim(len(labels) - 0.5, -0.5)  # first row on top, no empty margin
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2g"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.2g"))
-    ax.set_xlabel("latency ratio NEW / BASE (p50, log scale; < 1 is faster)")
-    ax.grid(axis="x", which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
-    ax.set_title("sepbench compare: " + ", ".join(runs) + f" vs {table['base'].iloc[0]}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def write_outputs(done: Comparison, fail_above: float | None, out: Path) -> list[Path]:
+    from bench.files import write_csv_atomic
+    from bench.reporting.compare_plot import plot
 
-
-def write_outputs(
-    runs: list[Run], table: pd.DataFrame, fail_above: float | None, out: Path
-) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "compare.csv", out / "compare.md", out / "compare.png"]
-    table.to_csv(paths[0], index=False)
-    write_markdown(runs, table, fail_above, paths[1])
-    plot(table, fail_above, paths[2])
+    paths = [out / "compare.csv", out / "compare_providers.csv", out / "compare.md"]
+    write_csv_atomic(csv_table(done.table), paths[0])
+    write_csv_atomic(done.providers, paths[1])
+    write_markdown(done, fail_above, paths[2])
+    paths.append(plot(done.table, done.pairs, fail_above, out / "compare.png", done.providers))
     return paths

@@ -18,7 +18,7 @@ import pandas as pd
 from bench import provenance
 from bench.errors import UserError
 from bench.files import check_out_dir, move_aside, write_csv_atomic
-from bench.measuring import runner
+from bench.measuring import runner, slowdown
 from bench.measuring.results import RESULTS_CSV
 from bench.measuring.suites import SIZES, SUITES, Workload, build_suites
 from bench.reporting.summary import write_report
@@ -47,6 +47,7 @@ class ReportOptions:
             raise UserError(f"unknown suite(s) {unknown}; choose from {', '.join(SUITES)}")
         if self.size not in SIZES:
             raise UserError(f"unknown size {self.size!r}; choose from {', '.join(SIZES)}")
+        slowdown.factors()  # a malformed SEPBENCH_TEST_SLOWDOWN is refused before measuring
 
 
 @dataclass
@@ -95,15 +96,23 @@ def make_report(opts: ReportOptions, say: Callable[[str], None] = print) -> Repo
 def compiled_figures(workloads: list[Workload], out: Path, say: Callable[[str], None]) -> list:
     """compiled.csv and compiled.png of the report's kernels for sm_90 (kernels compiled here,
     cubins read here: no GPU involved); the summary gets a section from them."""
+    from bench.measuring import inspect_cache
     from bench.measuring.inspect import inspect_targets, report_targets
     from bench.reporting.plots import plot_compiled
 
     start = time.perf_counter()
-    df = inspect_targets(report_targets(workloads), workers=2)
+    targets = report_targets(workloads)
+    key = inspect_cache.key_of(targets)
+    df = inspect_cache.load(key)
+    how = "from the cache (same launches, kernels and Triton)"
+    if df is None:
+        df = inspect_targets(targets, workers=2)
+        inspect_cache.store(key, df)
+        how = "compiled or read from the per-config cache"
     csv = write_csv_atomic(df, out / "compiled.csv")
     png = plot_compiled(df, out / "compiled.png")
     say(
-        f"sm_90 figures of {df['kernel'].nunique()} kernels ({len(df)} configs) compiled in "
+        f"sm_90 figures of {df['kernel'].nunique()} kernels ({len(df)} configs) {how} in "
         f"{time.perf_counter() - start:.0f} s"
     )
     return [csv, png]
@@ -131,10 +140,19 @@ def convert_pytest_benchmark(
     return Report(out, df, paths, time.perf_counter() - started)
 
 
-def redraw(folder: Path) -> list[Path]:
-    """Plots and summary.md of a report folder again, from its results.csv."""
+def redraw(folder: Path, say: Callable[[str], None] = print) -> list[Path]:
+    """Plots and summary.md of a report folder again, from its results.csv; a row cut off
+    mid-line (a writer killed while writing) is dropped and said so, never silently."""
+    from bench.measuring.results import load_results
+
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a directory; give a report folder like reports/cpu")
     check_out_dir(folder, REPORT_OURS, flag="report folder")
+    dropped = load_results(folder / RESULTS_CSV).attrs.get("dropped", 0)
+    if dropped:
+        say(
+            f"dropped {dropped} incomplete row(s) at the end of {folder / RESULTS_CSV} (cut off "
+            "mid-line, a writer killed while writing); plots and summary from the rest"
+        )
     return write_report(folder)

@@ -146,6 +146,38 @@ def claims_table(df: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
         return None, f"{type(err).__name__}: {err}"
 
 
+def training_source(folder: str | None) -> str:
+    """Where the training claims' evidence came from: folder, runs, host, dates, versions."""
+    if folder is None:
+        return (
+            "No training results in reports/experiments/ (`make experiments` writes them): the "
+            "training claims are untested here."
+        )
+    from bench.checking.sources import training_epochs_of, training_of
+    from bench.experiments.seeded_runs import COMPARISON
+    from bench.provenance import REPO_ROOT, short_sha
+
+    table = training_of(folder)
+    epochs = training_epochs_of(folder)
+    shown = Path(folder)
+    if shown.is_relative_to(REPO_ROOT):
+        shown = shown.relative_to(REPO_ROOT)
+
+    def values(frame: pd.DataFrame | None, col: str, fmt=str) -> str:
+        if frame is None or col not in frame.columns:
+            return "unrecorded"
+        return ", ".join(sorted({fmt(v) for v in frame[col].dropna()})) or "unrecorded"
+
+    dates = values(table, "started", lambda v: str(v)[:10])
+    return (
+        f"The training claims are judged on `{shown}/{COMPARISON}`: {len(table)} runs of "
+        f"`sepbench experiments` on {values(table, 'device')} ({values(table, 'threads')} "
+        f"thread(s) per run), started {dates}, torch {values(epochs, 'torch_version')}, code "
+        f"{values(epochs, 'git_sha', lambda v: short_sha(str(v)))}; not measured by this "
+        "report's run (`sepbench claims --training DIR` judges another folder)."
+    )
+
+
 def run_time(df: pd.DataFrame, started: float | None = None) -> str:
     """How long the run took: this command's wall clock when known (``started``, a
     time.perf_counter() value), the measuring time summed over the rows, the slowest row."""
@@ -224,10 +256,16 @@ def _header(df: pd.DataFrame, started: float | None = None) -> list[str]:
 
 
 def _claims_section(df: pd.DataFrame) -> list[str]:
+    from bench.checking.sources import default_training_folder
+
     claims, why = claims_table(df)
     lines = ["## Claims of the documents, checked", ""]
     if claims is None:
         return [*lines, f"Claims table unavailable: {why}", ""]
+    try:
+        lines += [training_source(default_training_folder()), ""]
+    except Exception as err:  # the provenance line is a courtesy: never the summary's end
+        lines += [f"Where the training results came from could not be read: {err}", ""]
     cols = [
         c
         for c in ("claim_id", "document", "claimed", "measured", "verdict", "note")
