@@ -62,11 +62,18 @@ class RbfInputs:
     target: torch.Tensor
 
     @classmethod
-    def random(cls, b: int, d: int, k: int, device: str, seed: int = 0) -> RbfInputs:
+    def random(
+        cls, b: int, d: int, k: int, device: str, seed: int = 0, offset: float = 0.0
+    ) -> RbfInputs:
+        """Seeded standard-normal x and centers; with ``offset`` both shifted that far from the
+        origin and rounded to float32, so every float32 provider sees exactly the inputs the
+        float64 oracle does (its error is then its own arithmetic's, not the input's rounding)."""
         g = generator(seed)
         x = torch.randn(b, d, generator=g, dtype=torch.float64)
         centers = torch.randn(k, d, generator=g, dtype=torch.float64)
         target = torch.randint(0, k, (b,), generator=g)
+        if offset:
+            x, centers = ((t + offset).float().double() for t in (x, centers))
         return cls(x.to(device), centers.to(device), target.to(device))
 
     def cast(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,7 +92,7 @@ class RbfSetting(Setting):
     @cached_property
     def inputs(self) -> RbfInputs:
         s = self.shape
-        return RbfInputs.random(s.batch, s.dim, s.centers, self.device)
+        return RbfInputs.random(s.batch, s.dim, s.centers, self.device, offset=s.offset)
 
     @cached_property
     def operands(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,7 +146,7 @@ class RbfSetting(Setting):
         b, d = min(s.batch, small["batch"]), min(s.dim, small["dim"])
         k = min(s.centers, small["centers"])
         note = f"{INTERPRETER_NOTE}; checked on reduced shape B={b} D={d} K={k}"
-        return RbfInputs.random(b, d, k, self.device), note
+        return RbfInputs.random(b, d, k, self.device, offset=s.offset), note
 
 
 RBF = Operator(
