@@ -9,7 +9,7 @@ PYTEST  := $(PY) -m pytest
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,peers]'
 	touch $(STAMP)
 
 # The main job: every suite (quick sizes) on this machine's own device -> runs/report-<device>/

@@ -135,7 +135,7 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def claims(args: argparse.Namespace) -> int:
-    from bench.checking.claims import evaluate_claims
+    from bench.checking.claims import evaluate_claims, runtime_verdicts
     from bench.checking.sources import (
         default_training_folder,
         results_of,
@@ -152,6 +152,9 @@ def claims(args: argparse.Namespace) -> int:
     df = evaluate_claims(results, training, epochs)
     print(df[["claim_id", "verdict", "claimed", "measured"]].to_string(index=False) + "\n")
     print("\n".join(f"{r.claim_id} [{r.verdict}]: {r.note}" for r in df.itertuples() if r.note))
+    per_runtime = runtime_verdicts(df)
+    print("\nspeed claims per runtime (measured ratio, the formula's in brackets):")
+    print(per_runtime.fillna("").to_string(index=False))
     counts = df["verdict"].value_counts()
     print("\n" + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "refuted", "untested")))
     if args.csv:

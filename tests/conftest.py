@@ -22,6 +22,21 @@ from kernels import _runtime  # noqa: F401
 __all__ = ["TOLERANCES", "poison", "poisoned_allocations", "read_only_dir", "tolerance"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def keops_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One KeOps build folder for the whole session (a formula compiles once, tens of seconds
+    on two cores, whichever test asks first; subprocesses inherit it), outside the source tree
+    and the user's cache."""
+    folder = tmp_path_factory.mktemp("keops")
+    before = os.environ.get("SEPBENCH_KEOPS_CACHE")
+    os.environ["SEPBENCH_KEOPS_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("SEPBENCH_KEOPS_CACHE", None)
+    else:
+        os.environ["SEPBENCH_KEOPS_CACHE"] = before
+
+
 @pytest.fixture
 def poisoned_allocations(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``torch.empty`` / ``torch.empty_like`` called from Python (the launchers' output

@@ -103,6 +103,92 @@ def test_latency_claim_follows_measured_rows(std_ms, sep_ms, verdict):
     df = evaluate_claims(results=_results(std_ms, sep_ms)).set_index("claim_id")
     assert df.loc["cifar-latency-8.7x", "verdict"] == verdict
     assert df.loc["cifar-latency-8.7x", "measured"] == f"{std_ms / sep_ms:.2f}x"
+    # no onnxruntime rows in this table: that runtime's verdict is untested, saying what it needs
+    assert df.loc["cifar-latency-8.7x@onnxruntime", "verdict"] == "untested"
+
+
+STD_MACS, SEP_MACS = 301_989_888, 34_734_080  # document 001's example (8.69x)
+
+
+def _runtime_rows() -> pd.DataFrame:
+    """A hand-made results table: the 8.7x example and a second dw-sep shape on each runtime,
+    and the CIFAR and LeNet model pairs; openvino's rows are unavailable (no package)."""
+    small = "dwsep_32_64_k3_s1_32x32"
+    latency = {  # (workload, provider): ms
+        (EXAMPLE_WORKLOAD, "standard_conv"): 6.0,
+        (EXAMPLE_WORKLOAD, "eager_nchw"): 1.2,  # 5.00x
+        (EXAMPLE_WORKLOAD, "onnxruntime_standard"): 3.5,
+        (EXAMPLE_WORKLOAD, "onnxruntime"): 0.5,  # 7.00x: within 20% of 8.7x
+        (small, "standard_conv"): 0.5,
+        (small, "eager_nchw"): 0.25,
+        (small, "onnxruntime_standard"): 0.1,
+        (small, "onnxruntime"): 0.2,  # slower than ONNX Runtime's standard conv
+        ("cifar_cnn", "torch"): 4.0,
+        ("cifar_cnn_dw", "torch"): 5.0,  # slower on PyTorch
+        ("cifar_cnn", "onnxruntime"): 3.0,
+        ("cifar_cnn_dw", "onnxruntime"): 2.0,  # faster on ONNX Runtime
+        ("lenet5", "onnxruntime"): 0.2,
+        ("lenet5_dw", "onnxruntime"): 0.1,
+        ("lenet5_paper", "onnxruntime"): 0.3,
+        ("lenet5_paper_dw", "onnxruntime"): 0.2,
+    }
+    macs = {EXAMPLE_WORKLOAD: (STD_MACS, SEP_MACS), small: (9e6, 2e6)}
+    rows = []
+    for (workload, provider), ms in latency.items():
+        std_macs, sep_macs = macs.get(workload, (4e6, 1e6))
+        standard = provider.endswith("standard") or provider == "standard_conv"
+        standard = standard or workload in ("cifar_cnn", "lenet5", "lenet5_paper")
+        rows.append(
+            {
+                "workload": workload,
+                "provider": provider,
+                "dtype": "float32",
+                "batch": 1,
+                "latency_ms_p50": ms,
+                "macs": std_macs if standard else sep_macs,
+                "status": "ok",
+                "device": "test cpu",
+                "backend": provider,
+            }
+        )
+    for workload in (EXAMPLE_WORKLOAD, small, "cifar_cnn", "cifar_cnn_dw"):
+        for provider in ("openvino", "openvino_standard"):
+            if provider == "openvino_standard" and not workload.startswith("dwsep"):
+                continue
+            rows.append(
+                {
+                    "workload": workload,
+                    "provider": provider,
+                    "dtype": "float32",
+                    "batch": 1,
+                    "status": "unavailable",
+                    "message": "Unavailable: openvino not installed (pip install sepbench[peers])",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_speed_claims_are_judged_per_runtime_from_a_hand_made_table():
+    df = evaluate_claims(results=_runtime_rows()).set_index("claim_id")
+    v, m = df["verdict"], df["measured"]
+    assert v["cifar-latency-8.7x"] == "refuted" and m["cifar-latency-8.7x"] == (
+        "5.00x (formula 8.69x)"
+    )
+    assert v["cifar-latency-8.7x@onnxruntime"] == "holds"
+    assert m["cifar-latency-8.7x@onnxruntime"] == "7.00x (formula 8.69x)"
+    assert "ONNX Runtime" in df.loc["cifar-latency-8.7x@onnxruntime", "method"]
+    assert v["dw-separable-faster"] == "holds"
+    assert m["dw-separable-faster"].startswith("faster on 2 of 2 shapes; 2.00x-5.00x (formula")
+    assert v["dw-separable-faster@onnxruntime"] == "refuted"
+    assert "dwsep_32_64_k3_s1_32x32 (0.50x)" in df.loc["dw-separable-faster@onnxruntime", "note"]
+    assert v["cifar-model-latency"] == "refuted" and v["cifar-model-latency@onnxruntime"] == "holds"
+    assert m["cifar-model-latency@onnxruntime"] == "cifar_cnn_dw 1.50x (formula 4.00x)"
+    assert v["lenet-dw-infers-faster@onnxruntime"] == "holds"
+    assert v["lenet-dw-infers-faster"] == "untested"  # no PyTorch rows of the LeNets here
+    for cid in ("cifar-latency-8.7x", "dw-separable-faster", "cifar-model-latency"):
+        row = df.loc[f"{cid}@openvino"]
+        assert row["verdict"] == "untested"
+        assert "openvino not installed" in row["note"], row["note"]
 
 
 def _comparison(**models: dict) -> pd.DataFrame:
@@ -298,3 +384,15 @@ def test_claims_reads_the_experiments_folder_by_default(tmp_path, monkeypatch, c
         pd.read_csv(tmp_path / "d.csv").set_index("claim_id").loc["lenet-accuracy", "verdict"]
         == "refuted"
     )
+
+
+def test_runtime_verdicts_table_has_one_column_per_runtime():
+    from bench.checking.claims import RUNTIME_CLAIMS, runtime_verdicts
+
+    table = runtime_verdicts(evaluate_claims(results=_runtime_rows())).set_index("claim")
+    assert list(table.index) == list(RUNTIME_CLAIMS)
+    assert {"cifar-latency-8.7x", "dw-separable-faster", "cifar-model-latency"} <= set(table.index)
+    assert list(table.columns) == ["claimed", "pytorch", "onnxruntime", "openvino"]
+    assert table.loc["cifar-latency-8.7x", "onnxruntime"] == "holds: 7.00x (formula 8.69x)"
+    assert table.loc["cifar-latency-8.7x", "pytorch"] == "refuted: 5.00x (formula 8.69x)"
+    assert table.loc["cifar-latency-8.7x", "openvino"] == "untested"

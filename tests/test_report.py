@@ -77,7 +77,23 @@ def fixture_frame(fused_latency: float | None = None) -> pd.DataFrame:
             status="error",
             message="RuntimeError: boom",
         ),
+        _row("documents", HEADLINE_ID, "onnxruntime_standard", 11.2, macs=STD_MACS),
+        _row("documents", HEADLINE_ID, "onnxruntime", 1.6, macs=SEP_MACS),
         _row("rbf", "rbf_b256_d84_k10", "broadcast", 0.05, macs=215040),
+        *(
+            _row("rbf", f"rbf_b256_d84_k10{far}", p, 0.05, macs=215040, max_rel_err=err)
+            for far, errs in (("", (1e-7, 1e-7, 2e-7)), ("_off10000", (3e-2, 2e-7, 4e-2)))
+            for p, err in zip(("cdist_mm", "keops", "faiss"), errs, strict=True)
+        ),
+        _row(
+            "rbf",
+            "rbf_b256_d84_k10_off10000",
+            "triton_fused",
+            None,
+            macs=215040,
+            status="interpreter",
+            max_rel_err=3e-7,
+        ),
         _row("rbf", "rbf_b256_d84_k10", "mm_same_size", 0.01, macs=215040),
         _row("rbf", "rbf_b1024_d84_k1000", "broadcast", 9.0, macs=86016000),
         _row("rbf", "rbf_b1024_d84_k1000", "mm_same_size", 0.9, macs=86016000),
@@ -125,6 +141,24 @@ def test_separable_ratios_pair_each_provider_with_its_standard_conv() -> None:
     small = ratios.loc[("dwsep_3_32_k3_s1_32x32", "eager_nchw")]
     assert small["latency_ratio"] == pytest.approx(0.2 / 0.3)  # separable slower: ratio < 1
     assert (HEADLINE_ID, "triton_fused") not in ratios.index  # not timed: not plotted
+    # a peer runtime's block over its own standard conv, not PyTorch's
+    ort = ratios.loc[(HEADLINE_ID, "onnxruntime")]
+    assert ort["runtime"] == "onnxruntime" and ort["latency_ratio"] == pytest.approx(7.0)
+    assert set(ratios["runtime"]) == {"pytorch", "onnxruntime"}
+
+
+def test_rbf_accuracy_sets_the_peers_beside_cdist_and_the_fused_kernel() -> None:
+    acc = plots.rbf_accuracy(fixture_frame()).set_index(["offset", "provider"])["max_rel_err"]
+    assert set(acc.index.get_level_values("provider")) == {
+        "broadcast",
+        "cdist_mm",
+        "keops",
+        "faiss",
+        "triton_fused",
+    }
+    assert acc[(1e4, "faiss")] == 4e-2 and acc[(0.0, "faiss")] == 2e-7
+    assert acc[(1e4, "triton_fused")] == 3e-7  # checked under the interpreter: still plotted
+    assert "rbf_b1024_d84_k1000" not in set(plots.rbf_accuracy(fixture_frame())["base"])
 
 
 def test_methodology_table_sets_naive_beside_honest() -> None:

@@ -292,7 +292,12 @@ def test_smoke_report_end_to_end_on_cpu(
 ) -> None:
     """The real providers, kernels (interpreter), plots and summary on the tiny smoke suite."""
     args = build_parser().parse_args(
-        ["report", "--smoke", "--device", "cpu", "--out", str(tmp_path), "--fresh"]
+        # the peers have tests of their own (tests/test_peers.py): their exports and KeOps'
+        # compiles would triple this test's time
+        [
+            *("report", "--smoke", "--device", "cpu", "--out", str(tmp_path), "--fresh"),
+            *("--skip-providers", "peer"),
+        ]
     )
     assert commands.report(args) == 0
     df = pd.read_csv(tmp_path / "results.csv")

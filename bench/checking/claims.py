@@ -26,6 +26,8 @@ DOCS = {
     "1998": "LeCun, Bottou, Bengio, Haffner 1998 (reference figure)",
 }
 EXAMPLE_WORKLOAD = document_claims.EXAMPLE_WORKLOAD
+# The speed claims judged once per runtime: claim_id for PyTorch eager, claim_id@<runtime> else.
+RUNTIME_CLAIMS = tuple(dict.fromkeys(c.claim_id.split("@")[0] for c in CLAIMS if "@" in c.claim_id))
 # The claims whose verdicts come from training runs (comparison.md lists these).
 TRAINING_CLAIMS = tuple(c.claim_id for c in CLAIMS if c.module == training_claims.__name__)
 
@@ -60,3 +62,22 @@ def evaluate_claims(
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def runtime_verdicts(claims: pd.DataFrame) -> pd.DataFrame:
+    """The speed claims, one row each, one column per runtime: "verdict: measured"."""
+    from bench.measuring.operators.peers import RUNTIMES
+
+    by_id = claims.set_index("claim_id")
+    rows = []
+    for cid in RUNTIME_CLAIMS:
+        row = {"claim": cid, "claimed": by_id.loc[cid, "claimed"] if cid in by_id.index else ""}
+        for runtime in RUNTIMES:
+            key = cid if runtime == "pytorch" else f"{cid}@{runtime}"
+            if key in by_id.index:
+                r = by_id.loc[key]
+                row[runtime] = r["verdict"] + (
+                    f": {r['measured']}" if r["verdict"] != "untested" else ""
+                )
+        rows.append(row)
+    return pd.DataFrame(rows)

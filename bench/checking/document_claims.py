@@ -6,6 +6,7 @@ is given) measured latencies. The training claims live in bench.checking.trainin
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import pandas as pd
 import torch
@@ -17,8 +18,12 @@ from bench.checking.evidence import in_range as _in_range
 from bench.checking.evidence import untested as _untested
 from bench.checking.evidence import verdict as _verdict
 from bench.counting.counters import FVCORE_MISSING, count_model, fvcore_available
-from bench.measuring.operators import DWSEP, MODEL
+from bench.measuring.operators import DWSEP
+from bench.measuring.operators.dwsep import RUNTIME_PAIRS
+from bench.measuring.operators.model import RUNTIME_PROVIDERS
+from bench.measuring.operators.peers import RUNTIMES
 from bench.measuring.suites import HEADLINE_ID
+from models import registry
 
 # The latency claim reads this workload of the report's "documents" suite.
 EXAMPLE_WORKLOAD = HEADLINE_ID
@@ -337,63 +342,228 @@ def _check_model_8_9(ev: Evidence) -> Outcome:
     )
 
 
-@claim(
+def runtime_claim(
+    claim_id: str, document: str, *, statement: str, claimed: str
+) -> Callable[[Callable[[Evidence, str], Outcome]], Callable[[Evidence, str], Outcome]]:
+    """Declare a speed claim once per runtime of peers.RUNTIMES: ``claim_id`` for PyTorch eager
+    (the documents' own), ``claim_id@<runtime>`` for each other; the check gets the runtime."""
+
+    def register(
+        check: Callable[[Evidence, str], Outcome],
+    ) -> Callable[[Evidence, str], Outcome]:
+        for runtime in RUNTIMES:
+            cid = claim_id if runtime == "pytorch" else f"{claim_id}@{runtime}"
+            judge = functools.partial(check, runtime=runtime)
+            functools.update_wrapper(judge, check)
+            claim(cid, document, statement=statement, claimed=claimed)(judge)
+        return check
+
+    return register
+
+
+def _why_missing(ev: Evidence, wanted: list[tuple[str, str]]) -> str:
+    """What keeps (workload, provider) rows from a runtime's verdict: the message of a row that
+    is there but not ok (a missing package says so), else that the run has no such row."""
+    res = ev.results
+    for workload, provider in wanted:
+        rows = _latency(res, workload, provider) if res is not None else None
+        if rows is None or rows.empty:
+            continue
+        bad = rows[rows["status"] != "ok"]
+        if len(bad) == len(rows):
+            msg = str(bad.iloc[-1].get("message", "") or bad.iloc[-1]["status"])
+            return f"{provider} on {workload} did not run here: {msg}"
+    return ""
+
+
+def _runtime_untested(ev: Evidence, needs: str, method: str, wanted: list) -> Outcome:
+    """Untested: the reason a runtime's rows did not run where they are there, else what
+    would test it."""
+    why = _why_missing(ev, wanted)
+    return Outcome("not measured", method, "untested", why) if why else _untested(needs, method)
+
+
+def _formula_ratio(std: pd.Series, sep: pd.Series) -> float:
+    """The operation ratio of two rows (their formula MACs), NaN where a row has none."""
+    try:
+        return float(std["macs"]) / float(sep["macs"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return float("nan")
+
+
+def _ratio_text(measured: float, formula: float) -> str:
+    """The measured ratio beside the formula's (where the rows carry MACs)."""
+    if formula != formula:  # NaN
+        return f"{measured:.2f}x"
+    return f"{measured:.2f}x (formula {formula:.2f}x)"
+
+
+def _paired_rows(
+    rows: pd.DataFrame, a: tuple[str, str], b: tuple[str, str]
+) -> tuple[pd.Series, pd.Series, str] | None:
+    """The rows of a and b at their largest common batch, fp32 preferred (as _paired_latency)."""
+    la, lb = _latency(rows, *a), _latency(rows, *b)
+    merged = la.reset_index().merge(lb.reset_index(), on=["dtype", "batch"], suffixes=("_a", "_b"))
+    if merged.empty:
+        return None
+    merged = merged.assign(fp32=merged["dtype"].astype(str).str.contains("float32"))
+    best = merged.sort_values(["fp32", "batch"]).iloc[-1]
+    where = f"{best['dtype']}, batch {int(best['batch'])}, {best.get('device_a', '')}"
+    return rows.loc[best["index_a"]], rows.loc[best["index_b"]], where
+
+
+@runtime_claim(
     "cifar-latency-8.7x",
     "001",
     statement="The 8.7x fewer operations of the 128->256 example are an 8.7x speed-up.",
     claimed="8.7x",
 )
-def _check_latency_8_7(ev: Evidence) -> Outcome:
-    standard, eager = DWSEP.baseline.name, DWSEP.document.name
-    method = f"measured median latency, workload {EXAMPLE_WORKLOAD}: {standard} vs {eager}"
-    rows = _ok_rows(ev)
-    pair = (
-        None
-        if rows is None
-        else _paired_latency(rows, (EXAMPLE_WORKLOAD, standard), (EXAMPLE_WORKLOAD, eager))
+def _check_latency_8_7(ev: Evidence, runtime: str) -> Outcome:
+    standard, separable = RUNTIME_PAIRS[runtime]
+    method = (
+        f"measured median latency on {RUNTIMES[runtime]}, workload {EXAMPLE_WORKLOAD}: "
+        f"{standard} vs {separable}"
     )
+    rows = _ok_rows(ev)
+    wanted = [(EXAMPLE_WORKLOAD, standard), (EXAMPLE_WORKLOAD, separable)]
+    pair = None if rows is None else _paired_rows(rows, *wanted)
     if pair is None:
-        return _untested(
+        return _runtime_untested(
+            ev,
             "a report's results.csv with the documents suite (`sepbench report "
             "--suite documents`, then `sepbench claims --results DIR`)",
             method,
+            wanted,
         )
     std, sep, where = pair
-    speedup = std / sep
-    note = f"{where}; standard {std:.4f} ms, separable {sep:.4f} ms"
-    fused = _paired_latency(
-        rows, (EXAMPLE_WORKLOAD, standard), (EXAMPLE_WORKLOAD, DWSEP.names("fused")[0])
+    speedup = std["latency_ms_p50"] / sep["latency_ms_p50"]
+    formula = _formula_ratio(std, sep)
+    note = (
+        f"{where}; standard {std['latency_ms_p50']:.4f} ms, separable "
+        f"{sep['latency_ms_p50']:.4f} ms ({sep.get('backend', '')})"
     )
-    if fused is not None:
-        note += f"; fused Triton kernel {fused[0] / fused[1]:.2f}x"
+    if runtime == "pytorch":
+        fused = _paired_latency(
+            rows, (EXAMPLE_WORKLOAD, standard), (EXAMPLE_WORKLOAD, DWSEP.names("fused")[0])
+        )
+        if fused is not None:
+            note += f"; fused Triton kernel {fused[0] / fused[1]:.2f}x"
     # 8.7x is the operation ratio; a latency ratio within 20% of it counts as delivered.
-    return Outcome(f"{speedup:.2f}x", method, _verdict(speedup >= 0.8 * 8.7), note)
+    return Outcome(_ratio_text(speedup, formula), method, _verdict(speedup >= 0.8 * 8.7), note)
 
 
-@claim(
+@runtime_claim(
+    "dw-separable-faster",
+    "001",
+    statement=(
+        "A depthwise-separable convolution is faster than the standard convolution it replaces "
+        "(the comparison table: Speed, slower vs faster)."
+    ),
+    claimed="faster",
+)
+def _check_separable_faster(ev: Evidence, runtime: str) -> Outcome:
+    standard, separable = RUNTIME_PAIRS[runtime]
+    method = (
+        f"measured median latency on {RUNTIMES[runtime]}, every dw-sep workload of the run: "
+        f"{standard} vs {separable}"
+    )
+    rows = _ok_rows(ev)
+    workloads = [] if rows is None else sorted(set(rows["workload"]))
+    found = []
+    for w in workloads:
+        if not str(w).startswith("dwsep_"):
+            continue
+        pair = _paired_rows(rows, (w, standard), (w, separable))
+        if pair is not None:
+            std, sep, _ = pair
+            found.append(
+                (w, std["latency_ms_p50"] / sep["latency_ms_p50"], _formula_ratio(std, sep))
+            )
+    if not found:
+        res = ev.results
+        wanted = (
+            []
+            if res is None
+            else [
+                (w, p)
+                for w in sorted(set(res["workload"]))
+                if str(w).startswith("dwsep_")
+                for p in (standard, separable)
+            ]
+        )
+        return _runtime_untested(ev, "a report's results.csv with dw-sep workloads", method, wanted)
+    slower = [(w, r) for w, r, _ in found if r <= 1.0]
+    lo, hi = min(r for _, r, _ in found), max(r for _, r, _ in found)
+    flo, fhi = min(f for *_, f in found), max(f for *_, f in found)
+    measured = f"faster on {len(found) - len(slower)} of {len(found)} shapes; {lo:.2f}x-{hi:.2f}x"
+    if flo == flo:
+        measured += f" (formula {flo:.2f}x-{fhi:.2f}x)"
+    note = "holds only if faster on every shape measured"
+    if slower:
+        note = "slower on " + ", ".join(f"{w} ({r:.2f}x)" for w, r in slower[:4])
+        note += f" and {len(slower) - 4} more" if len(slower) > 4 else ""
+    return Outcome(measured, method, _verdict(not slower), note)
+
+
+def _model_pair_outcome(
+    ev: Evidence, runtime: str, pairs: tuple[tuple[str, str], ...], what: str
+) -> Outcome:
+    provider = RUNTIME_PROVIDERS[runtime]
+    names = "; ".join(f"{a} vs {b}" for a, b in pairs)
+    method = f"measured median latency on {RUNTIMES[runtime]} ({provider}): {names}"
+    rows = _ok_rows(ev)
+    parts, faster = [], []
+    for std_name, dw_name in pairs:
+        pair = (
+            None if rows is None else _paired_rows(rows, (std_name, provider), (dw_name, provider))
+        )
+        if pair is None:
+            continue
+        std, dw, where = pair
+        ratio = std["latency_ms_p50"] / dw["latency_ms_p50"]
+        formula = _formula_ratio(std, dw)
+        faster.append(ratio > 1.0)
+        parts.append(
+            (
+                f"{dw_name} {_ratio_text(ratio, formula)}",
+                f"{where}; {std['latency_ms_p50']:.3f} ms vs {dw['latency_ms_p50']:.3f} ms",
+            )
+        )
+    if not parts:
+        wanted = [(n, provider) for pair in pairs for n in pair]
+        return _runtime_untested(
+            ev, f"a report's results.csv with the models suite ({what})", method, wanted
+        )
+    measured = "; ".join(m for m, _ in parts)
+    return Outcome(measured, method, _verdict(all(faster)), "; ".join(n for _, n in parts))
+
+
+@runtime_claim(
     "cifar-model-latency",
     "001",
     statement="The depthwise CNN infers faster than the standard CNN.",
     claimed="faster",
 )
-def _check_model_latency(ev: Evidence) -> Outcome:
-    eager = MODEL.baseline.name
-    method = f"measured median latency of cifar_cnn vs cifar_cnn_dw (models suite, {eager})"
-    rows = _ok_rows(ev)
-    pair = (
-        None
-        if rows is None
-        else _paired_latency(rows, ("cifar_cnn", eager), ("cifar_cnn_dw", eager))
+def _check_model_latency(ev: Evidence, runtime: str) -> Outcome:
+    return _model_pair_outcome(ev, runtime, (("cifar_cnn", "cifar_cnn_dw"),), "cifar_cnn pair")
+
+
+@runtime_claim(
+    "lenet-dw-infers-faster",
+    "000",
+    statement=(
+        "Depthwise-separable convolution reduces the computations, making LeNet-5 "
+        "significantly faster (here: inference of the depthwise twins)."
+    ),
+    claimed="faster",
+)
+def _check_lenet_infers_faster(ev: Evidence, runtime: str) -> Outcome:
+    pairs = tuple(
+        (spec.pair, name)
+        for name in ("lenet5_dw", "lenet5_paper_dw")
+        if (spec := registry.get(name)).pair is not None
     )
-    if pair is None:
-        return _untested("a report's results.csv with the models suite", method)
-    std, dw, where = pair
-    return Outcome(
-        f"{std / dw:.2f}x",
-        method,
-        _verdict(std / dw > 1.0),
-        f"{where}; {std:.3f} ms vs {dw:.3f} ms",
-    )
+    return _model_pair_outcome(ev, runtime, pairs, "the LeNet pairs")
 
 
 @claim(

@@ -66,14 +66,21 @@ class RbfShape:
     dim: int
     centers: int
     loss: bool = False
+    # x and the centers this far from the origin (each coordinate + offset): the accuracy test
+    # of the expansion |x|^2 + |c|^2 - 2 x.c, which cancels there
+    offset: float = 0.0
 
     def describe(self, batch: int) -> str:
-        return f"B{self.batch} D{self.dim} K{self.centers}" + (" fwd+bwd" if self.loss else "")
+        far = f" offset {self.offset:g}" if self.offset else ""
+        return (
+            f"B{self.batch} D{self.dim} K{self.centers}" + (" fwd+bwd" if self.loss else "") + far
+        )
 
     @property
     def id(self) -> str:
         prefix = "rbfloss" if self.loss else "rbf"
-        return f"{prefix}_b{self.batch}_d{self.dim}_k{self.centers}"
+        far = f"_off{self.offset:g}" if self.offset else ""
+        return f"{prefix}_b{self.batch}_d{self.dim}_k{self.centers}{far}"
 
 
 @dataclass(frozen=True)
@@ -258,7 +265,15 @@ def _rbf(size: str, device: str) -> list[Workload]:
         first = i == 0
         out.append(Workload("rbf", RbfShape(b, d, k), b, compile_on_cpu=first))
         out.append(Workload("rbf", RbfShape(b, d, k, loss=True), b, compile_on_cpu=first))
+    # the first size again with the data far from the origin: rbf_accuracy.png's error curves
+    b, d, k = sizes[0]
+    out += [Workload("rbf", RbfShape(b, d, k, offset=o), b) for o in ACCURACY_OFFSETS]
     return out
+
+
+# How far from the origin the accuracy workloads put x and the centers (float32 spacing there:
+# 7.6e-6, 6.1e-5, 9.8e-4; the distances themselves stay ~2D).
+ACCURACY_OFFSETS = (1e2, 1e3, 1e4)
 
 
 def _models(size: str, device: str) -> list[Workload]:

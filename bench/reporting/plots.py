@@ -26,6 +26,7 @@ from bench.measuring.operators import (
     RBF_LOSS,
     family_of,
 )
+from bench.measuring.operators.dwsep import RUNTIME_PAIRS
 from bench.measuring.results import ok_rows, peaks_of
 from bench.measuring.suites import HEADLINE_ID
 from models import registry
@@ -36,6 +37,7 @@ PLOTS = {
     "roofline.png": "achieved TFLOP/s vs arithmetic intensity under the measured roofs",
     "rbf_throughput.png": "RBF distance and loss throughput vs problem size",
     "models.png": "whole-model latency (p50, bars p20-p80)",
+    "rbf_accuracy.png": "RBF distance error vs distance from the origin, per provider",
 }
 # Coarse legend groups for charts with many providers.
 FAMILY_LABELS = {
@@ -44,6 +46,7 @@ FAMILY_LABELS = {
     "eager": "eager PyTorch",
     "compile": "torch.compile",
     "fused": "Triton fused",
+    "peer": "other runtimes (ONNX Runtime, OpenVINO, KeOps, faiss)",
     "roofline": "torch.mm (same operands)",
     "methodology": FAMILIES["methodology"],
 }
@@ -55,18 +58,32 @@ def alternatives(df: pd.DataFrame) -> pd.Series:
 
 
 def separable_ratios(df: pd.DataFrame) -> pd.DataFrame:
-    """Per separable workload/dtype/batch/provider: formula MAC ratio and latency ratio, both
-    standard_conv over the separable provider (>1 means the separable form is cheaper/faster)."""
+    """Per separable workload/dtype/batch/provider: formula MAC ratio and latency ratio, each
+    runtime's standard conv over its separable provider (>1 means the separable form is
+    cheaper/faster): PyTorch's providers over standard_conv, each peer runtime's block over its
+    own standard conv (dwsep.RUNTIME_PAIRS). ``runtime`` names the runtime."""
     ok = ok_rows(df)
     dw = ok[ok["workload"].str.startswith("dwsep_")]
     key = ["suite", "workload", "dtype", "batch"]
-    std = dw[dw["provider"] == DWSEP.baseline.name].set_index(key)[["macs", "latency_ms_p50"]]
-    std = std[~std.index.duplicated(keep="last")]
-    sep = dw[dw["provider"].isin(DWSEP.names(*COMPUTES_WORKLOAD))]
-    joined = sep.join(std.rename(columns=lambda c: "std_" + c), on=key, how="inner")
+    peer_names = set(DWSEP.names("peer"))
+    parts = []
+    for runtime, (standard, separable) in RUNTIME_PAIRS.items():
+        std = dw[dw["provider"] == standard].set_index(key)[["macs", "latency_ms_p50"]]
+        std = std[~std.index.duplicated(keep="last")]
+        if runtime == "pytorch":
+            names = [n for n in DWSEP.names(*COMPUTES_WORKLOAD) if n not in peer_names]
+        else:
+            names = [separable]
+        sep = dw[dw["provider"].isin(names)]
+        joined = sep.join(std.rename(columns=lambda c: "std_" + c), on=key, how="inner")
+        parts.append(joined.assign(runtime=runtime))
+    cols = [*key, "runtime", "provider", "op_ratio", "latency_ratio"]
+    if not parts or all(p.empty for p in parts):
+        return pd.DataFrame(columns=cols)
+    joined = pd.concat([p for p in parts if not p.empty], ignore_index=True)
     joined["op_ratio"] = joined["std_macs"] / joined["macs"]
     joined["latency_ratio"] = joined["std_latency_ms_p50"] / joined["latency_ms_p50"]
-    return joined[[*key, "provider", "op_ratio", "latency_ratio"]].reset_index(drop=True)
+    return joined[cols].reset_index(drop=True)
 
 
 def provider_family(provider: str) -> str:
@@ -93,8 +110,25 @@ def plot_ratio_gap(df: pd.DataFrame, path: Path) -> Path:
     if ratios.empty:
         _empty(ax, "separable-vs-standard")
         return _save(fig, path)
-    for provider, group in ratios.groupby("provider"):
-        ax.scatter(group["op_ratio"], group["latency_ratio"], label=provider, alpha=0.8, s=28)
+    # one series per runtime (its documents'-way block over its own standard conv); PyTorch's
+    # other providers (channels_last, folded, compiled, fused) as small hollow markers
+    main = {r: pair[1] for r, pair in RUNTIME_PAIRS.items()}
+    for i, runtime in enumerate(RUNTIME_PAIRS):
+        group = ratios[(ratios["runtime"] == runtime) & (ratios["provider"] == main[runtime])]
+        if not group.empty:
+            label = f"{runtime} ({main[runtime]} / {RUNTIME_PAIRS[runtime][0]})"
+            ax.scatter(group["op_ratio"], group["latency_ratio"], label=label, s=36, color=f"C{i}")
+    others = ratios[(ratios["runtime"] == "pytorch") & (ratios["provider"] != main["pytorch"])]
+    for j, (provider, group) in enumerate(others.groupby("provider")):
+        ax.scatter(
+            group["op_ratio"],
+            group["latency_ratio"],
+            label=f"pytorch: {provider}",
+            s=16,
+            facecolors="none",
+            edgecolors=f"C{len(RUNTIME_PAIRS) + j}",
+            alpha=0.8,
+        )
     lo = min(ratios["op_ratio"].min(), ratios["latency_ratio"].min(), 0.5)
     hi = max(ratios["op_ratio"].max(), ratios["latency_ratio"].max(), 2.0)
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="latency ratio = operation ratio")
@@ -345,12 +379,59 @@ def _model_panel(ax: plt.Axes, rows: pd.DataFrame, names: list[str]) -> None:
     ax.tick_params(axis="y", labelsize=7)
 
 
+def rbf_accuracy(df: pd.DataFrame) -> pd.DataFrame:
+    """The RBF distance rows of the accuracy workloads (the same B, D, K with the data moved
+    away from the origin, suites.ACCURACY_OFFSETS) and their offset-0 twin: base workload,
+    offset, provider, dtype, max_rel_err. Only the providers that compute the distances."""
+    rows = df[df["status"].isin(["ok", "interpreter"]) & df["workload"].str.startswith("rbf_")]
+    rows = rows[alternatives(rows)].dropna(subset=["max_rel_err"])
+    far = rows["workload"].str.extract(r"^(?P<base>.+?)(?:_off(?P<offset>[0-9.e+]+))?$")
+    rows = rows.assign(base=far["base"], offset=far["offset"].astype(float).fillna(0.0))
+    bases = set(rows.loc[rows["offset"] > 0, "base"])
+    rows = rows[rows["base"].isin(bases)]
+    return rows[["base", "offset", "provider", "dtype", "max_rel_err"]].reset_index(drop=True)
+
+
+def plot_rbf_accuracy(df: pd.DataFrame, path: Path) -> Path:
+    acc = rbf_accuracy(df)
+    acc = acc[acc["dtype"] == "float32"] if (acc["dtype"] == "float32").any() else acc
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    if acc.empty:
+        _empty(ax, "RBF far-from-origin accuracy")
+        return _save(fig, path)
+    offsets = sorted(set(acc["offset"]))
+    for i, (provider, group) in enumerate(acc.groupby("provider", sort=False)):
+        group = group.drop_duplicates("offset", keep="last").sort_values("offset")
+        xs = [offsets.index(o) for o in group["offset"]]
+        peer = family_of(provider) == "peer"
+        ax.plot(
+            xs,
+            group["max_rel_err"].clip(lower=1e-17),
+            marker="s" if peer else "o",
+            ls="--" if peer else "-",
+            color=f"C{i}",
+            label=f"{provider} ({provider_family(provider)})",
+        )
+    ax.axhline(2.0**-24, color="grey", lw=0.8, ls=":", label="float32 rounding (2^-24)")
+    ax.set_xticks(range(len(offsets)), [f"{o:g}" for o in offsets])
+    base = ", ".join(sorted(set(acc["base"])))
+    ax.set(
+        yscale="log",
+        xlabel="offset of x and the centers from the origin (each coordinate)",
+        ylabel="max relative error vs float64",
+        title=f"RBF distances far from the origin ({base}, {acc['dtype'].iloc[0]})",
+    )
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 _DRAW = {
     "ratio_gap.png": plot_ratio_gap,
     "speedup.png": plot_speedup,
     "roofline.png": plot_roofline,
     "rbf_throughput.png": plot_rbf,
     "models.png": plot_models,
+    "rbf_accuracy.png": plot_rbf_accuracy,
 }
 
 

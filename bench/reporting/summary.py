@@ -271,7 +271,19 @@ def _claims_section(df: pd.DataFrame) -> list[str]:
         for c in ("claim_id", "document", "claimed", "measured", "verdict", "note")
         if c in claims.columns
     ]
-    return [*lines, _table(claims[cols]), ""]
+    from bench.checking.claims import runtime_verdicts
+
+    per_runtime = runtime_verdicts(claims).fillna("")
+    return [
+        *lines,
+        "Speed claims per runtime (verdict: measured ratio, the formulas' ratio beside it; "
+        "`claim@runtime` rows below give method and note):",
+        "",
+        _table(per_runtime),
+        "",
+        _table(claims[cols]),
+        "",
+    ]
 
 
 def _losses_section(df: pd.DataFrame) -> list[str]:

@@ -35,10 +35,11 @@ FAMILIES: dict[str, str] = {
     "eager": "PyTorch eager",
     "compile": "torch.compile (Inductor)",
     "fused": "the fused Triton kernels",
+    "peer": "another runtime a user would pick instead: ONNX Runtime, OpenVINO, KeOps, faiss",
     "roofline": "the same operands through the plain library primitive: a roof, not the workload",
     "methodology": "document 001's host-clock timing of another provider: a method, not a backend",
 }
-COMPUTES_WORKLOAD = ("eager", "compile", "fused")
+COMPUTES_WORKLOAD = ("eager", "compile", "fused", "peer")
 LAYOUTS = ("nchw", "nhwc", "row-major")
 
 # Text of the note of every row whose kernel ran under the Triton interpreter.

@@ -5,7 +5,8 @@ cast per device and dtype. Oracle: the unfused block in float64. Cost: the docum
 MACs, fvcore's count, and the fewest bytes a fused kernel must move. Providers: the standard
 convolution it replaces (the speed-up baseline), each half alone, the PyTorch forms of
 dwsep_modules (eager in each layout, BN folded, torch.compile), the fused Triton kernel, and
-document 001's host-clock method.
+document 001's host-clock method; and the peers: ONNX Runtime and OpenVINO running the block
+and the standard convolution from an exported graph (RUNTIME_PAIRS pairs them per runtime).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 from bench import formulas
 from bench.counting.counters import fvcore_macs
 from bench.measuring import roofline
+from bench.measuring.operators import peers
 from bench.measuring.operators.base import (
     INTERPRETER_NOTE,
     NAIVE_NOTE,
@@ -33,6 +35,7 @@ from bench.measuring.operators.base import (
     conv_backend,
     conv_precision,
     generator,
+    installed,
     kernel,
     naive_timer_wanted,
 )
@@ -43,6 +46,7 @@ from bench.measuring.operators.dwsep_modules import (
     block_modules,
     depthwise_conv_backend,
     no_grad_call,
+    standard_modules,
 )
 from bench.measuring.suites import DwsepShape
 from kernels.reference import apply_activation, dwsep_reference, fold_batchnorm
@@ -407,3 +411,86 @@ def triton_fused(s: DwsepSetting) -> Prepared:
 )
 def naive_host_clock(s: DwsepSetting) -> Prepared:
     return s.eager(s.modules, torch.contiguous_format, f"{NAIVE_NOTE} on eager_nchw", mode="naive")
+
+
+# The peer runtimes: the same eval-mode modules exported (BN as scale/shift, folded by the
+# runtime's own graph optimisations), float32, NCHW, on the run's thread count.
+PEER_BLOCK = "the block's eval-mode modules (dw -> BN -> act -> pw -> BN -> act)"
+PEER_STANDARD = "the standard KxK conv + BN (eval) + act"
+
+
+def _standard_module(s: DwsepSetting) -> nn.Sequential:
+    d, sh = s.inputs, s.shape
+    scale, shift = fold(d.bn_std)
+    return standard_modules(
+        d.std_weight.float(),
+        stride=sh.stride,
+        padding=sh.pad,
+        scale=scale.float(),
+        shift=shift.float(),
+        activation=sh.pw_activation,
+    )
+
+
+def _peer(s: DwsepSetting, runtime: str, part: str) -> Prepared:
+    """``runtime``'s call of the separable block (``part`` "block") or of the standard conv."""
+    peers.check_dtype(runtime, s.dtype)
+    call = {"onnxruntime": peers.onnxruntime_call, "openvino": peers.openvino_call}[runtime]
+    x = s.inputs.x.float()
+    if part == "block":
+        module = copy.deepcopy(s.modules).to("cpu", torch.float32)
+        fn, backend = call(module, x, s.device)
+        return s.prepared(fn, backend=backend, note=f"{runtime} of {PEER_BLOCK}, NCHW")
+    fn, backend = call(_standard_module(s), x, s.device)
+    return replace(
+        _conv_part(s, "standard"), fn=fn, backend=backend, note=f"{runtime} of {PEER_STANDARD}"
+    )
+
+
+@provider(
+    "onnxruntime",
+    "peer",
+    enabled=installed("onnxruntime", "onnxscript"),
+    times="ONNX Runtime (CPU EP; CUDA EP where installed) of the block exported by torch.onnx",
+)
+def onnxruntime_block(s: DwsepSetting) -> Prepared:
+    return _peer(s, "onnxruntime", "block")
+
+
+@provider(
+    "onnxruntime_standard",
+    "standard",
+    enabled=installed("onnxruntime", "onnxscript"),
+    times="ONNX Runtime of the standard KxK conv + BN + act exported by torch.onnx",
+)
+def onnxruntime_standard(s: DwsepSetting) -> Prepared:
+    return _peer(s, "onnxruntime", "standard")
+
+
+@provider(
+    "openvino",
+    "peer",
+    enabled=installed("openvino"),
+    times="OpenVINO (CPU plugin, f32) of the block converted by openvino.convert_model",
+)
+def openvino_block(s: DwsepSetting) -> Prepared:
+    return _peer(s, "openvino", "block")
+
+
+@provider(
+    "openvino_standard",
+    "standard",
+    enabled=installed("openvino"),
+    times="OpenVINO (CPU plugin, f32) of the standard KxK conv + BN + act",
+)
+def openvino_standard(s: DwsepSetting) -> Prepared:
+    return _peer(s, "openvino", "standard")
+
+
+# Per runtime: (the standard conv, the separable block) whose latency ratio the speed claims
+# and ratio_gap.png read.
+RUNTIME_PAIRS: dict[str, tuple[str, str]] = {
+    "pytorch": (DWSEP.baseline.name, DWSEP.document.name),
+    "onnxruntime": ("onnxruntime_standard", "onnxruntime"),
+    "openvino": ("openvino_standard", "openvino"),
+}

@@ -137,6 +137,25 @@ def block_modules(
     return nn.Sequential(*layers).to(dw_weight.device, dw_weight.dtype).eval().requires_grad_(False)
 
 
+def standard_modules(
+    weight: torch.Tensor,
+    *,
+    stride: int = 1,
+    padding: int | None = None,
+    scale: torch.Tensor | None = None,
+    shift: torch.Tensor | None = None,
+    activation: str | None = "relu",
+) -> nn.Sequential:
+    """The standard KxK conv -> BN (as scale/shift) -> act the block replaces, as eval-mode
+    nn.Modules on the weight's device and dtype (what the peer runtimes export)."""
+    cout, cin, k = weight.shape[0], weight.shape[1], weight.shape[-1]
+    conv = nn.Conv2d(cin, cout, k, stride, k // 2 if padding is None else padding, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+    layers = [conv, _affine_module(cout, scale, shift), _activation_module(activation)]
+    return nn.Sequential(*layers).to(weight.device, weight.dtype).eval().requires_grad_(False)
+
+
 def no_grad_call(
     module: Callable[[torch.Tensor], torch.Tensor],
 ) -> Callable[[torch.Tensor], torch.Tensor]:

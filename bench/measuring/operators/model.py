@@ -4,7 +4,8 @@ Inputs: the model built with seed 0 and a float64 input batch. Oracle: the same 
 float64 on the device. Cost: the formula and fvcore MACs of the forward pass, and the bytes of
 parameters + input + output. Providers: eager PyTorch (the baseline), torch.compile, the model
 built on its Triton backend (the depthwise twins), MobileNetV2 with its dw->pw chains fused, and
-document 001's host-clock method on the eager model.
+document 001's host-clock method on the eager model; and the peers, ONNX Runtime and OpenVINO
+running the exported model (RUNTIME_PROVIDERS names each runtime's row).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from bench.counting.counters import count_registered
+from bench.measuring.operators import peers
 from bench.measuring.operators.base import (
     INTERPRETER_NOTE,
     NAIVE_NOTE,
@@ -31,6 +33,7 @@ from bench.measuring.operators.base import (
     conv_backend,
     conv_precision,
     generator,
+    installed,
     naive_timer_wanted,
 )
 from bench.measuring.operators.compiling import StaticCompile
@@ -113,18 +116,39 @@ class ModelSetting(Setting):
         """A Prepared of ``model``'s forward (frozen, in the setting's dtype) on the input;
         ``compiled``, when given, is the compiled frame that runs ``model``."""
         x = self.inputs.x64.to(self.device, self.dtype)
-        expected = self.inputs.expected
         runnable = frozen(model, self.device, self.dtype)
         call = runnable if compiled is None else compiled
+        return self.prepared_call(
+            functools.partial(_forward, call, x),
+            model,
+            backend,
+            note,
+            mode=mode,
+            compiled=compiled,
+        )
+
+    def prepared_call(
+        self,
+        fn: Callable[[], torch.Tensor],
+        model: nn.Module,
+        backend: str,
+        note: str,
+        *,
+        mode: str = "timed",
+        compiled: StaticCompile | None = None,
+    ) -> Prepared:
+        """A Prepared of ``fn``, a ready forward of ``model`` on the setting's input (a peer
+        runtime's session, say): the model's cost and the float64 oracle."""
+        expected = self.inputs.expected
         _, fv = model_counts(self.shape.name, self.batch)
         params = sum(p.numel() for p in model.parameters())
         return Prepared(
-            fn=functools.partial(_forward, call, x),
+            fn=fn,
             backend=backend,
             oracle=lambda: expected,
             macs=self.macs,
             macs_fvcore=fv,
-            nbytes=(params + x.numel() + expected.numel()) * self.elem,
+            nbytes=(params + self.inputs.x64.numel() + expected.numel()) * self.elem,
             mode=mode,
             note=note,
             precision=conv_precision(self.device, self.dtype),
@@ -229,3 +253,40 @@ def mobilenet_fused(s: ModelSetting) -> Prepared:
 )
 def naive_host_clock(s: ModelSetting) -> Prepared:
     return s.prepared(s.fresh_model(), conv_backend(s.device), f"{NAIVE_NOTE} on torch", "naive")
+
+
+def _peer(s: ModelSetting, runtime: str) -> Prepared:
+    peers.check_dtype(runtime, s.dtype)
+    call = {"onnxruntime": peers.onnxruntime_call, "openvino": peers.openvino_call}[runtime]
+    model = frozen(s.fresh_model(), "cpu", torch.float32)
+    fn, backend = call(model, s.inputs.x64.float(), s.device)
+    return s.prepared_call(fn, model, backend, f"{runtime} of the eval-mode model, NCHW")
+
+
+@provider(
+    "onnxruntime",
+    "peer",
+    enabled=installed("onnxruntime", "onnxscript"),
+    times="ONNX Runtime (CPU EP; CUDA EP where installed) of the model exported by torch.onnx",
+)
+def onnxruntime_model(s: ModelSetting) -> Prepared:
+    return _peer(s, "onnxruntime")
+
+
+@provider(
+    "openvino",
+    "peer",
+    enabled=installed("openvino"),
+    times="OpenVINO (CPU plugin, f32) of the model converted by openvino.convert_model",
+)
+def openvino_model(s: ModelSetting) -> Prepared:
+    return _peer(s, "openvino")
+
+
+# The provider that runs each model on each runtime (the depthwise twins are workloads of their
+# own, so a runtime's claim compares its rows of the two models).
+RUNTIME_PROVIDERS: dict[str, str] = {
+    "pytorch": MODEL.baseline.name,
+    "onnxruntime": "onnxruntime",
+    "openvino": "openvino",
+}

@@ -4,7 +4,8 @@ Inputs: deterministic float64 x, centers and class targets. Oracle: explicit dif
 float64 (the expansion beyond EXACT_ORACLE_ELEMS). Cost: B*K*D MACs (the cross term) and the
 fewest bytes (x, centers read once, B*K written). Providers: document 002's broadcast formula
 (the baseline), torch.cdist both ways, the addmm expansion, torch.compile, torch.mm of the same
-operands (a roof), and the fused Triton kernel. The RBF loss operator extends the setting.
+operands (a roof), the fused Triton kernel, and the peers KeOps (LazyTensor) and faiss
+(pairwise_distances). The RBF loss operator extends the setting.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 from bench import formulas
 from bench.counting.counters import fvcore_macs
 from bench.measuring import roofline
+from bench.measuring.operators import peers
 from bench.measuring.operators.base import (
     INTERPRETER_NOTE,
     Operator,
@@ -26,6 +28,7 @@ from bench.measuring.operators.base import (
     Setting,
     compiles_here,
     generator,
+    installed,
     kernel,
     matmul_precision,
 )
@@ -59,11 +62,18 @@ class RbfInputs:
     target: torch.Tensor
 
     @classmethod
-    def random(cls, b: int, d: int, k: int, device: str, seed: int = 0) -> RbfInputs:
+    def random(
+        cls, b: int, d: int, k: int, device: str, seed: int = 0, offset: float = 0.0
+    ) -> RbfInputs:
+        """Seeded standard-normal x and centers; with ``offset`` both shifted that far from the
+        origin and rounded to float32, so every float32 provider sees exactly the inputs the
+        float64 oracle does (its error is then its own arithmetic's, not the input's rounding)."""
         g = generator(seed)
         x = torch.randn(b, d, generator=g, dtype=torch.float64)
         centers = torch.randn(k, d, generator=g, dtype=torch.float64)
         target = torch.randint(0, k, (b,), generator=g)
+        if offset:
+            x, centers = ((t + offset).float().double() for t in (x, centers))
         return cls(x.to(device), centers.to(device), target.to(device))
 
     def cast(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,7 +92,7 @@ class RbfSetting(Setting):
     @cached_property
     def inputs(self) -> RbfInputs:
         s = self.shape
-        return RbfInputs.random(s.batch, s.dim, s.centers, self.device)
+        return RbfInputs.random(s.batch, s.dim, s.centers, self.device, offset=s.offset)
 
     @cached_property
     def operands(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +146,7 @@ class RbfSetting(Setting):
         b, d = min(s.batch, small["batch"]), min(s.dim, small["dim"])
         k = min(s.centers, small["centers"])
         note = f"{INTERPRETER_NOTE}; checked on reduced shape B={b} D={d} K={k}"
-        return RbfInputs.random(b, d, k, self.device), note
+        return RbfInputs.random(b, d, k, self.device, offset=s.offset), note
 
 
 RBF = Operator(
@@ -267,3 +277,38 @@ def triton_fused(s: RbfSetting) -> Prepared:
         oracle=lambda: distances64(inputs.x64, inputs.centers64),
         **s.kernel_fields(note),
     )
+
+
+KEOPS_DENSE_NOTE = (
+    "KeOps LazyTensor |x_i - c_j|^2; KeOps only reduces, so the dense (B, K) result this workload "
+    "returns is gathered by Sum_j D_ij e_j (e_j the K x K identity's rows: K extra MACs per pair); "
+    "compiled once per (D, K) into the KeOps cache before timing"
+)
+
+
+@provider(
+    "keops",
+    "peer",
+    layout="row-major",
+    enabled=installed("pykeops"),
+    times="KeOps LazyTensor distances, the (B, K) matrix materialised as the workload returns it",
+)
+def keops_distance(s: RbfSetting) -> Prepared:
+    x, c = s.operands
+    call = peers.keops_distance_matrix(x, c)
+    call()  # KeOps compiles the formula here (tens of seconds once per cache), not in the warm-up
+    return s.prepared(call, backend=peers.keops_backend(s.device), note=KEOPS_DENSE_NOTE)
+
+
+@provider(
+    "faiss",
+    "peer",
+    layout="row-major",
+    enabled=installed("faiss"),
+    times="faiss.pairwise_distances (CPU): |x|^2 + |c|^2 - 2 x.c through BLAS",
+)
+def faiss_distance(s: RbfSetting) -> Prepared:
+    peers.check_dtype("faiss", s.dtype)
+    fn, backend = peers.faiss_distance_call(*s.operands, s.device)
+    note = "faiss.pairwise_distances on float32 numpy copies made once; it cancels far from 0"
+    return s.prepared(fn, backend=backend, precision="fp32", note=note)

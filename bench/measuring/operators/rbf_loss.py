@@ -5,7 +5,7 @@ Inputs and oracle extend the distance operator's: the oracle is (loss, grad_x, g
 float64 autograd. Cost: three B*K*D products (forward distances, grad_x, grad_centers) and the
 fewest bytes (x, centers, targets read; gradients and loss written). Providers: document 002's
 Criterion as written (the baseline), a stable logsumexp form, torch.compile of it, and the fused
-Triton forward + backward kernels.
+Triton forward + backward kernels, and KeOps' log-sum-exp reduction with autograd (a peer).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from functools import cached_property
 import torch
 
 from bench.measuring import roofline
-from bench.measuring.operators.base import Operator, Prepared, compiles_here, kernel
+from bench.measuring.operators import peers
+from bench.measuring.operators.base import Operator, Prepared, compiles_here, installed, kernel
 from bench.measuring.operators.compiling import StaticCompile
 from bench.measuring.operators.rbf_distance import RBF_J, RbfSetting, broadcast_bytes, distances64
 from bench.measuring.suites import RbfShape
@@ -170,3 +171,27 @@ def triton_fused(s: RbfLossSetting) -> Prepared:
 
     oracle = functools.partial(loss_oracle, inputs.x64, inputs.centers64, target)
     return s.prepared(fn, oracle=oracle, **s.kernel_fields(note))
+
+
+@provider(
+    "keops",
+    "peer",
+    layout="row-major",
+    enabled=installed("pykeops"),
+    times="the loss with KeOps' log-sum-exp over the centers (no B x K matrix), fwd + bwd",
+)
+def keops_loss(s: RbfLossSetting) -> Prepared:
+    x, c = s.operands
+    xg, cg = x.detach().clone().requires_grad_(True), c.detach().clone().requires_grad_(True)
+    target = s.inputs.target
+
+    def fn() -> tuple[torch.Tensor, ...]:
+        loss = peers.keops_rbf_loss(xg, cg, target, RBF_J)
+        return (loss.detach(), *torch.autograd.grad(loss, (xg, cg)))
+
+    fn()  # KeOps compiles the forward and both gradient formulas here, not in the warm-up
+    note = (
+        "KeOps LogSumExp reduction over the K centers and its autograd formulas (grad_x, "
+        "grad_centers); d_target by torch; compiled once per D into the KeOps cache before timing"
+    )
+    return s.prepared(fn, backend=peers.keops_backend(s.device), oracle=s.oracle, note=note)
