@@ -160,12 +160,16 @@ def _sqdist_tile(
         # turns the expansion into NaN (inf - inf) where the differences give NaN or inf.
         hopeless = (dist != dist) | (scale == float("inf"))
         cancelled = ((dist <= RATIO * scale) | hopeless) & a_mask[:, None] & b_mask[None, :]
-        if tl.max(tl.max(cancelled.to(tl.int32), axis=1), axis=0) > 0:
-            # Flagged tiles only: O(BLOCK_A * BLOCK_BB * D) FMAs on exact differences.
+        flag_a = tl.max(cancelled.to(tl.int32), axis=1) > 0
+        flag_b = tl.max(cancelled.to(tl.int32), axis=0) > 0
+        if tl.max(flag_a.to(tl.int32), axis=0) > 0:
+            # Flagged tiles only: O(BLOCK_A * BLOCK_BB * D) FMAs on exact differences, loading
+            # only the flagged rows of a and b (masked-off lanes fetch nothing): one duplicate
+            # costs 2 D elements, not D (BLOCK_A + BLOCK_BB) (kernels/NOTES.md, rbf v3).
             exact = tl.zeros((BLOCK_A, BLOCK_BB), dtype=tl.float32)
             for k in range(0, D):
-                av = tl.load(a_ptr + a_idx * stride_a0 + k * stride_a1, mask=a_mask, other=0.0)
-                bv = tl.load(b_ptr + b_idx * stride_b0 + k * stride_b1, mask=b_mask, other=0.0)
+                av = tl.load(a_ptr + a_idx * stride_a0 + k * stride_a1, mask=flag_a, other=0.0)
+                bv = tl.load(b_ptr + b_idx * stride_b0 + k * stride_b1, mask=flag_b, other=0.0)
                 diff = av.to(tl.float32)[:, None] - bv.to(tl.float32)[None, :]
                 exact += diff * diff
             dist = tl.where(cancelled, exact, dist)

@@ -72,3 +72,78 @@ def test_16bit_gradients_far_from_origin_scale_with_x_minus_c(dtype, offset):
     err_x, err_c = gradient_errors(dtype, offset)
     rtol = tolerance(dtype)["rtol"]
     assert err_x <= rtol and err_c <= rtol, (err_x, err_c)
+
+
+# ------------------------------------------------------------------ refinement traffic
+
+
+class LoadCounter:
+    """Bytes a kernel asks of global memory under the Triton interpreter, per tensor: the
+    interpreter builder's masked load and store (plain ones route through them) are wrapped,
+    and every lane the mask keeps is charged its element size to the tensor its address falls
+    in. ``sectors`` also charges 32 B per distinct sector each load instruction touches (what a
+    GPU fetches from L2 when L1 keeps nothing), so scalar strided loads show their real cost."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, **tensors: torch.Tensor) -> None:
+        from triton.runtime.interpreter import InterpreterBuilder
+
+        self.ranges = {
+            name: (t.data_ptr(), t.data_ptr() + t.numel() * t.element_size())
+            for name, t in tensors.items()
+        }
+        self.loaded = dict.fromkeys(tensors, 0)
+        self.sectors = dict.fromkeys(tensors, 0)
+        self.stored = dict.fromkeys(tensors, 0)
+        self.loads = 0
+        load, store = InterpreterBuilder.create_masked_load, InterpreterBuilder.create_masked_store
+
+        def counted_load(builder, ptrs, mask, *args):
+            self._charge(ptrs, mask, self.loaded, sectors=True)
+            self.loads += 1
+            return load(builder, ptrs, mask, *args)
+
+        def counted_store(builder, ptrs, value, mask, *args):
+            self._charge(ptrs, mask, self.stored)
+            return store(builder, ptrs, value, mask, *args)
+
+        monkeypatch.setattr(InterpreterBuilder, "create_masked_load", counted_load)
+        monkeypatch.setattr(InterpreterBuilder, "create_masked_store", counted_store)
+
+    def _charge(self, ptrs, mask, into: dict, sectors: bool = False) -> None:
+        import numpy as np
+
+        addr = np.broadcast_to(ptrs.data, mask.data.shape)[mask.data.astype(bool)]
+        size = ptrs.get_element_ty().primitive_bitwidth // 8
+        for name, (lo, hi) in self.ranges.items():
+            mine = addr[(addr >= lo) & (addr < hi)]
+            into[name] += mine.size * size
+            if sectors:
+                self.sectors[name] += np.unique(mine // 32).size * 32
+
+
+def _distance_bytes(monkeypatch, x, centers, ratio) -> tuple[int, int]:
+    import kernels.rbf as rbf
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rbf, "REFINE_RATIO", ratio)
+        counter = LoadCounter(patch, x=x, c=centers)
+        kernels.rbf_distance(x, centers)
+    return sum(counter.loaded.values()), sum(counter.sectors.values())
+
+
+@pytest.mark.skipif(not _runtime.INTERPRET, reason="counts the interpreter's loads")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_refinement_loads_only_the_flagged_rows(dtype, monkeypatch):
+    """One duplicate flags one entry of one tile: the refinement then loads that row of x and
+    that center (D elements each), not the tile's BLOCK_B + BLOCK_K rows (v2: 16x more)."""
+    B, K, D = 40, 24, 52
+    centers = _randn(K, D, seed=5).to(dtype)
+    x = (_randn(B, D, seed=6) + 0.5).to(dtype)  # no entry near the refinement ratio
+    _, plain = _distance_bytes(monkeypatch, x, centers, 0.0)
+    assert _distance_bytes(monkeypatch, x, centers, kernels.rbf.REFINE_RATIO)[1] == plain
+    x[5] = centers[7]
+    loaded, sectors = _distance_bytes(monkeypatch, x, centers, kernels.rbf.REFINE_RATIO)
+    base, _ = _distance_bytes(monkeypatch, x, centers, 0.0)
+    assert loaded - base == 2 * D * x.element_size()
+    assert sectors - plain == 2 * D * 32  # scalar loads: one sector per element
+    assert kernels.rbf_distance(x, centers)[5, 7].item() == 0.0
