@@ -8,15 +8,19 @@ so the expansion works on small numbers. (2) Entries whose expansion still cance
 REFINE_RATIO of ||a'||^2 + ||b'||^2, e.g. duplicates) are recomputed from exact differences in
 that tile only. 16-bit operands are not shifted: their products are exact in float32, so the raw
 expansion is already float32-accurate near the origin, and a shifted value would be rounded back
-to 16 bits; far from the origin the refinement catches them (slowly).
+to 16 bits; far from the origin the refinement catches them (slowly). The loss path (no
+refinement) shifts 16-bit distances too, but only in the components where every operand of the
+tile shifts exactly, so its dots always see exact differences.
 
 ``rbf_loss`` runs the forward (online log-sum-exp over [-j, -d_0, ..., -d_{K-1}]) and both
 gradients in Triton. The loss needs distances to an absolute (not relative) accuracy, so it skips
 the refinement, which in training would fire on every tile (features sit near their prototype),
 and takes the target's distance, which enters the loss directly, from exact differences.
 Only x, centers, target and one float32 log-sum-exp per row are saved; the backward kernels
-recompute the distances. dL/dc reduces over the batch deterministically: each
-program sums a slab of rows into its own partial, and torch sums the partials (no atomics).
+recompute the distances. The gradient dots round w to the input dtype, and the x sum(w) term
+sums that same rounded w, so 16-bit gradients err with ||x - c||, not with ||x||. dL/dc
+reduces over the batch deterministically: each program sums a slab of rows into its own
+partial, and torch sums the partials (no atomics).
 """
 
 from __future__ import annotations
@@ -42,9 +46,11 @@ REDUCTIONS = ("mean", "sum", "none")
 # ratio keep a relative error below ~1.3e-6 / 0.25 = 5e-6 even at D = 512.
 REFINE_RATIO = 0.25
 # float32 tl.dot defaults to TF32 on tensor cores (10-bit mantissa): ~3e-5 relative error on the
-# cross term at D=64, too much for the 1e-5 target. "ieee" is exact float32 FMA (what torch.mm
-# does with allow_tf32 off); "tf32x3" is a faster candidate still to be measured on the GPU.
-FP32_DOT_PRECISION = "ieee"
+# cross term at D=64, too much for the 1e-5 target. "tf32x3" (hi*hi + hi*lo + lo*hi, tensor
+# cores) after the c_0 shift: 1.1-1.5e-6 max relative error emulated at D = 64/128/512, near the
+# origin and at 1e4 (exact float32 FMA "ieee": 0.9-1.6e-6); sm_90 cubins: HMMA.TF32 / HGMMA
+# instead of FFMA (kernels/NOTES.md, rbf v3). TestRBFOnGPU enforces the target on a GPU.
+FP32_DOT_PRECISION = "tf32x3"
 
 
 # ----------------------------------------------------------------------------------- kernels
@@ -57,6 +63,37 @@ def _index(pid, BLOCK: tl.constexpr, INDEX64: tl.constexpr):
     if INDEX64:
         pid = pid.to(tl.int64)
     return pid * BLOCK + tl.arange(0, BLOCK)
+
+
+@triton.jit
+def _dot_operand(w, like_ptr, DOT_F32: tl.constexpr):
+    """float32 weights w rounded to ``like_ptr``'s dtype, the dot's operand type. DOT_F32 (the
+    interpreter's bfloat16 workaround) feeds the dot float32, but still rounded to bfloat16 so
+    the interpreter computes what the GPU does."""
+    w = w.to(like_ptr.dtype.element_ty)
+    if DOT_F32:
+        w = w.to(tl.float32)
+    return w
+
+
+@triton.jit
+def _exact_shift(a, bt, shift, mask_a, mask_bt):
+    """The 16-bit tiles a (rows x D-chunk) and bt (D-chunk x cols) shifted by ``shift`` in the
+    components where every row of both shifts exactly in 16 bits (Sterbenz: data clustered
+    around c_0), unshifted in the others. Distances are translation invariant per component, so
+    either way the dot sees exact differences: no 16-bit rounding of a - c_0 near the origin,
+    no 2^-24 (||a||^2 + ||b||^2) cancellation far from it (issue 17)."""
+    a32 = a.to(tl.float32)
+    b32 = bt.to(tl.float32)
+    a_sh = a32 - shift[None, :]
+    b_sh = b32 - shift[:, None]
+    a_ok = (a_sh.to(a.dtype).to(tl.float32) == a_sh) | ~mask_a
+    b_ok = (b_sh.to(bt.dtype).to(tl.float32) == b_sh) | ~mask_bt
+    use = (tl.min(a_ok.to(tl.int32), axis=0) * tl.min(b_ok.to(tl.int32), axis=1)) > 0
+    shift = tl.where(use, shift, 0.0)
+    a = tl.where(mask_a, a32 - shift[None, :], 0.0).to(a.dtype)
+    bt = tl.where(mask_bt, b32 - shift[:, None], 0.0).to(bt.dtype)
+    return a, bt
 
 
 @triton.jit
@@ -105,8 +142,11 @@ def _sqdist_tile(
         )
         if CENTER:
             shift = tl.load(shift_ptr + offs_d * stride_shift, mask=d_mask, other=0.0)
-            a = tl.where(mask_a, a - shift[None, :], 0.0)
-            bt = tl.where(mask_bt, bt - shift[:, None], 0.0)
+            if CENTER == 2:
+                a, bt = _exact_shift(a, bt, shift.to(tl.float32), mask_a, mask_bt)
+            else:
+                a = tl.where(mask_a, a - shift[None, :], 0.0)
+                bt = tl.where(mask_bt, bt - shift[:, None], 0.0)
         af = a.to(tl.float32)
         bf = bt.to(tl.float32)
         norm_a += tl.sum(af * af, axis=1)
@@ -122,12 +162,16 @@ def _sqdist_tile(
         # turns the expansion into NaN (inf - inf) where the differences give NaN or inf.
         hopeless = (dist != dist) | (scale == float("inf"))
         cancelled = ((dist <= RATIO * scale) | hopeless) & a_mask[:, None] & b_mask[None, :]
-        if tl.max(tl.max(cancelled.to(tl.int32), axis=1), axis=0) > 0:
-            # Flagged tiles only: O(BLOCK_A * BLOCK_BB * D) FMAs on exact differences.
+        flag_a = tl.max(cancelled.to(tl.int32), axis=1) > 0
+        flag_b = tl.max(cancelled.to(tl.int32), axis=0) > 0
+        if tl.max(flag_a.to(tl.int32), axis=0) > 0:
+            # Flagged tiles only: O(BLOCK_A * BLOCK_BB * D) FMAs on exact differences, loading
+            # only the flagged rows of a and b (masked-off lanes fetch nothing): one duplicate
+            # costs 2 D elements, not D (BLOCK_A + BLOCK_BB) (kernels/NOTES.md, rbf v3).
             exact = tl.zeros((BLOCK_A, BLOCK_BB), dtype=tl.float32)
             for k in range(0, D):
-                av = tl.load(a_ptr + a_idx * stride_a0 + k * stride_a1, mask=a_mask, other=0.0)
-                bv = tl.load(b_ptr + b_idx * stride_b0 + k * stride_b1, mask=b_mask, other=0.0)
+                av = tl.load(a_ptr + a_idx * stride_a0 + k * stride_a1, mask=flag_a, other=0.0)
+                bv = tl.load(b_ptr + b_idx * stride_b0 + k * stride_b1, mask=flag_b, other=0.0)
                 diff = av.to(tl.float32)[:, None] - bv.to(tl.float32)[None, :]
                 exact += diff * diff
             dist = tl.where(cancelled, exact, dist)
@@ -278,7 +322,7 @@ def _rbf_loss_grad_x_kernel(
     target = tl.load(target_ptr + rows, mask=row_mask, other=-1)
     lse = tl.load(lse_ptr + rows, mask=row_mask, other=0.0)
     g = tl.load(g_ptr + rows, mask=row_mask, other=0.0)
-    if CENTER:
+    if CENTER == 1:
         shift = tl.load(c_ptr + feats * stride_cd, mask=feat_mask, other=0.0)
     w_sum = tl.zeros((BLOCK_B,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_B, BLOCK_DO), dtype=tl.float32)
@@ -293,21 +337,25 @@ def _rbf_loss_grad_x_kernel(
         onehot = (cols[None, :] == target[:, None]).to(tl.float32)
         w = g[:, None] * (onehot - tl.exp(-dist - lse[:, None]))
         w = tl.where(row_mask[:, None] & col_mask[None, :], w, 0.0)
-        w_sum += tl.sum(w, axis=1)
+        # The dot's operand rounded to the input dtype, and the same rounded w summed for the
+        # x' sum(w) term: grad_x = 2 sum_k w16 (x' - c'_k) then errs with ||x - c||, not with
+        # 2^-9 |w| ||x'|| (what summing the unrounded w cost; issue 17).
+        w = _dot_operand(w, c_ptr, DOT_F32)
+        w_sum += tl.sum(w.to(tl.float32), axis=1)
         c_mask = col_mask[:, None] & feat_mask[None, :]
         c = tl.load(
             c_ptr + cols[:, None] * stride_ck + feats[None, :] * stride_cd, mask=c_mask, other=0.0
         )
-        if CENTER:
+        if CENTER == 1:
             c = tl.where(c_mask, c - shift[None, :], 0.0)
         if DOT_F32:
             c = c.to(tl.float32)
-        acc = tl.dot(w.to(c.dtype), c, acc, input_precision=PRECISION)
+        acc = tl.dot(w, c, acc, input_precision=PRECISION)
     x_mask = row_mask[:, None] & feat_mask[None, :]
     x = tl.load(
         x_ptr + rows[:, None] * stride_xb + feats[None, :] * stride_xd, mask=x_mask, other=0.0
     ).to(tl.float32)
-    if CENTER:
+    if CENTER == 1:
         x = x - shift[None, :]
     grad = 2.0 * (x * w_sum[:, None] - acc)
     out = grad_x_ptr + rows[:, None] * stride_gxb + feats[None, :] * stride_gxd
@@ -354,7 +402,7 @@ def _rbf_loss_grad_c_kernel(
     slab = tl.program_id(2)
     col_mask = cols < K
     feat_mask = feats < D
-    if CENTER:
+    if CENTER == 1:
         shift = tl.load(c_ptr + feats * stride_cd, mask=feat_mask, other=0.0)
     w_sum = tl.zeros((BLOCK_K,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_K, BLOCK_DO), dtype=tl.float32)
@@ -376,21 +424,22 @@ def _rbf_loss_grad_c_kernel(
         onehot = (cols[:, None] == target[None, :]).to(tl.float32)
         w_t = g[None, :] * (onehot - tl.exp(-dist_t - lse[None, :]))
         w_t = tl.where(col_mask[:, None] & row_mask[None, :], w_t, 0.0)
-        w_sum += tl.sum(w_t, axis=1)
+        w_t = _dot_operand(w_t, x_ptr, DOT_F32)  # as in grad_x: one rounded w for both terms
+        w_sum += tl.sum(w_t.to(tl.float32), axis=1)
         x_mask = row_mask[:, None] & feat_mask[None, :]
         x = tl.load(
             x_ptr + rows[:, None] * stride_xb + feats[None, :] * stride_xd, mask=x_mask, other=0.0
         )
-        if CENTER:
+        if CENTER == 1:
             x = tl.where(x_mask, x - shift[None, :], 0.0)
         if DOT_F32:
             x = x.to(tl.float32)
-        acc = tl.dot(w_t.to(x.dtype), x, acc, input_precision=PRECISION)
+        acc = tl.dot(w_t, x, acc, input_precision=PRECISION)
     c_mask = col_mask[:, None] & feat_mask[None, :]
     c = tl.load(
         c_ptr + cols[:, None] * stride_ck + feats[None, :] * stride_cd, mask=c_mask, other=0.0
     ).to(tl.float32)
-    if CENTER:
+    if CENTER == 1:
         c = c - shift[None, :]
     part = 2.0 * (c * w_sum[:, None] - acc)
     out = partial_ptr + slab * stride_ps + cols[:, None] * stride_pk + feats[None, :] * stride_pd
@@ -402,7 +451,7 @@ def _rbf_loss_grad_c_kernel(
 
 def _distance_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
     """Tile shapes for the distance and loss-forward kernels (built on first launch). float32
-    uses FMA dots ("ieee"), whose operands and accumulator live in registers: smaller tiles."""
+    was tuned for FMA dots ("ieee"), operands and accumulator in registers: smaller tiles."""
     if _runtime.INTERPRET:
         return [triton.Config({"BLOCK_B": 16, "BLOCK_K": 16, "BLOCK_D": 16})]
     # (BLOCK_B, BLOCK_K, BLOCK_D, warps, stages): GEMM-like, plus thin-K for K=10. Kept from
@@ -520,7 +569,11 @@ def _numerics(dtype: torch.dtype, refine: bool, *sizes: int) -> dict[str, object
     offsets past 2^31)."""
     return {
         "INDEX64": max(sizes) >= 2**31,
-        "CENTER": dtype == torch.float32,
+        # Shift by c_0. 1: float32, distances and gradient operands. 2: 16-bit loss path (no
+        # refinement there), distances only, where each component shifts exactly (unshifted,
+        # they err by ~2^-24 (||x||^2 + ||c||^2), which e^-d amplifies); the gradient dots need
+        # no shift: 16-bit products are exact in float32. 0: 16-bit distance (refined instead).
+        "CENTER": 1 if dtype == torch.float32 else (0 if refine else 2),
         "PRECISION": FP32_DOT_PRECISION,
         "RATIO": REFINE_RATIO if refine else 0.0,
         # The interpreter's tl.dot multiplies bfloat16 bit patterns as uint16 (triton 3.8): give
