@@ -155,7 +155,8 @@ def test_kernelbench_suite_shapes() -> None:
     gpu = {w.tags[0]: w for w in build_suite("kernelbench", "quick", "cuda")}
     w86 = gpu["kernelbench:86"]
     s = w86.shape
-    assert (w86.batch, s.in_ch, s.out_ch, s.h, s.w, s.kernel, s.pad) == (16, 64, 128, 512, 512, 3, 1)
+    got = (w86.batch, s.in_ch, s.out_ch, s.h, s.w, s.kernel, s.pad)
+    assert got == (16, 64, 128, 512, 512, 3, 1)
     assert s.activation is None and s.pw_activation is None
     assert {n for n, _, _ in KERNELBENCH} | set(KERNELBENCH_NOT_APPLICABLE) == set(range(82, 88))
     assert all(w.batch == 1 for w in build_suite("kernelbench", "quick", "cpu"))
