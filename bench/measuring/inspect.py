@@ -229,12 +229,12 @@ def config_label(cfg: Any) -> str:
 def _plan(t: Target) -> list[dict]:
     """The configs the size pruning keeps for one target, each with its compile cache key."""
     from kernels import _compiled
-    from kernels._autotune import fit_to_problem, launch_kwargs
+    from kernels._autotune import launch_kwargs
 
     try:
         tunable, args, kwargs = _launch(t)
         named = dict(zip(tunable.kernel.arg_names, args, strict=False))
-        kept = fit_to_problem(tunable.configs(args[0].dtype), tunable.sizes(named))
+        kept = tunable.fit(tunable.configs(args[0].dtype), named)
         arch = _compiled.ARCHS[t.arch]
         jobs = []
         for cfg in kept:
