@@ -387,9 +387,27 @@ def dwsep_block(
 ) -> torch.Tensor:
     """pw_act(conv1x1(act(dwconv(x) * dw_scale + dw_shift)) * pw_scale + pw_shift), one kernel.
 
-    x: (N, C, H, W), contiguous or channels_last, float32/float16/bfloat16. dw_weight
-    (C, 1, K, K) with K in {3, 5, 7}; pw_weight (Cout, C, 1, 1); scales/shifts (C,) or (Cout,)
-    in x's dtype or float32. Accumulates in float32; returns x's dtype and memory format.
+    Args:
+        x: (N, C, H, W), contiguous or channels_last (the fast layout), float32, float16 or
+            bfloat16; on CUDA (compiled) or, without CUDA, on the CPU (Triton interpreter).
+        dw_weight: (C, 1, K, K), K in {3, 5, 7}, x's dtype; packed channel-innermost per call
+            unless already packed (`pack_dw_weight`).
+        pw_weight: (Cout, C, 1, 1), x's dtype.
+        stride: 1 or 2 (depthwise).
+        padding: depthwise zero padding; None means K // 2.
+        dw_scale, dw_shift: (C,) folded-BN affine after the depthwise, x's dtype or float32.
+        activation: "relu", "relu6" or None, after the depthwise affine.
+        pw_scale, pw_shift: (Cout,) folded-BN affine after the pointwise.
+        pw_activation: "relu", "relu6" or None, after the pointwise affine.
+
+    Returns:
+        (N, Cout, Ho, Wo) in x's dtype and memory format; accumulated in float32, the
+        depthwise output rounded to x's dtype before the pointwise (as an unfused pipeline
+        stores it). Each depthwise output is computed once when C <= 256 or Cout <= 512.
+
+    Raises:
+        TypeError / ValueError on a bad shape, dtype, device or option; RuntimeError when an
+        input requires grad (inference-only).
     """
     pad = _validate(x, dw_weight, pw_weight, stride, padding, activation, pw_activation)
     tensors = (x, dw_weight, pw_weight, dw_scale, dw_shift, pw_scale, pw_shift)

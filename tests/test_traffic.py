@@ -160,3 +160,79 @@ def test_kernelbench_suite_shapes() -> None:
     assert s.activation is None and s.pw_activation is None
     assert {n for n, _, _ in KERNELBENCH} | set(KERNELBENCH_NOT_APPLICABLE) == set(range(82, 88))
     assert all(w.batch == 1 for w in build_suite("kernelbench", "quick", "cpu"))
+
+
+@pytest.mark.parametrize(
+    "c, cout, h, w, stride",
+    [(40, 72, 9, 11, 1), (70, 24, 13, 7, 2)],  # CO_LOOP (C <= 64 here); C-loop, Cout <= 32
+)
+def test_v3_computes_each_depthwise_output_once(c, cout, h, w, stride) -> None:
+    """The config the pruning keeps (the interpreter's) computes every depthwise output once:
+    x requested = C x the in-bounds taps, counted in full."""
+    named = {"P": 2 * h * w, "C": c, "COUT": cout}
+    (cfg,) = dwsep.TUNABLE.fit(dwsep.dwsep_configs(), named)
+    launch = _launch(2, c, cout, h, w, stride=stride, cfg=cfg.kwargs)
+    count = tr.count_launch(*launch, budget=None)
+    assert count.requested["x_ptr"] == tr.dwsep_tap_elements(2, c, h, w, 3, stride, 1)
+    assert dwsep.dw_recompute(cfg, c, cout) == 1
+
+
+def test_v3_pruning_keeps_only_recompute_free_configs() -> None:
+    import triton
+
+    cfgs = [
+        triton.Config({"BLOCK_P": 64, "BLOCK_C": 64, "BLOCK_CO": 64, "CO_LOOP": True}),
+        triton.Config({"BLOCK_P": 64, "BLOCK_C": 32, "BLOCK_CO": 64, "CO_LOOP": False}),
+        triton.Config({"BLOCK_P": 64, "BLOCK_C": 32, "BLOCK_CO": 256, "CO_LOOP": False}),
+    ]
+    kept = dwsep.keep_recompute_free(cfgs, {"C": 100, "COUT": 200})
+    assert [c.kwargs["BLOCK_CO"] for c in kept] == [256][: len(kept)]  # CO_LOOP needs C <= 64
+    everything_recomputes = dwsep.keep_recompute_free(cfgs[:2], {"C": 1000, "COUT": 1000})
+    assert [c.kwargs["CO_LOOP"] for c in everything_recomputes] == [False]
+
+
+def test_autotune_key_buckets_the_pixel_count() -> None:
+    assert "P" not in dwsep.TUNABLE.key and "P_BUCKET" in dwsep.TUNABLE.key
+    buckets = set()
+    for n in (15, 16, 17, 31, 32):
+        x = torch.empty(n, 8, 7, 7).contiguous(memory_format=torch.channels_last)
+        out = torch.empty(n, 8, 7, 7).contiguous(memory_format=torch.channels_last)
+        args, _, _ = dwsep.launch_args(
+            x,
+            torch.empty(8, 1, 3, 3),
+            torch.empty(8, 8, 1, 1),
+            out,
+            stride=1,
+            pad=1,
+            dw_scale=None,
+            dw_shift=None,
+            activation=None,
+            pw_scale=None,
+            pw_shift=None,
+            pw_activation=None,
+        )
+        named = dict(zip(dwsep.TUNABLE.kernel.arg_names, args, strict=False))
+        assert named["P_BUCKET"] == 1 << (named["P"] - 1).bit_length()
+        buckets.add(named["P_BUCKET"])
+    assert buckets == {1024, 2048}
+
+
+def test_gpu_pruning_warns_once_when_it_cannot_judge(monkeypatch) -> None:
+    import triton
+
+    from kernels import _autotune, _compiled
+
+    def broken(*a, **k):
+        raise RuntimeError("no ptxas")
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (9, 0))
+    monkeypatch.setattr(_compiled, "analyze", broken)
+    monkeypatch.setattr(_autotune, "_WARNED", set())
+    configs = [triton.Config({"BLOCK_P": p}) for p in (16, 32)]
+    with pytest.warns(RuntimeWarning, match="could not read the compiled figures"):
+        assert _autotune.drop_hopeless(object(), configs, {"x": None}, {}) == configs
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _autotune.drop_hopeless(object(), configs, {"x": None}, {}) == configs

@@ -223,7 +223,8 @@ def _launch_grid(t: Target, device: str = "meta", dtype: str | None = None) -> t
 def config_label(cfg: Any) -> str:
     blocks = "/".join(str(v) for k, v in cfg.kwargs.items() if k.startswith("BLOCK_"))
     reg = f" r{cfg.maxnreg}" if cfg.maxnreg else ""
-    return f"{blocks} w{cfg.num_warps} s{cfg.num_stages}{reg}"
+    loop = f" coloop{cfg.kwargs.get('CO_STAGES', '')}" if cfg.kwargs.get("CO_LOOP") else ""
+    return f"{blocks} w{cfg.num_warps} s{cfg.num_stages}{loop}{reg}"
 
 
 def _plan(t: Target) -> list[dict]:
