@@ -242,6 +242,7 @@ def dwsep_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
         (64, 64, 64, 4, 2, True),
         (128, 64, 64, 8, 2, True),
         (64, 128, 64, 4, 2, True),
+        (32, 128, 64, 4, 2, True),
         (128, 128, 64, 8, 2, True),
         (32, 256, 64, 4, 2, True),
         (64, 256, 64, 8, 2, True),
@@ -249,7 +250,17 @@ def dwsep_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
         (64, 32, 128, 8, 1, False),
         (64, 32, 256, 8, 1, False),
         (32, 32, 512, 8, 1, False),
+        (32, 32, 512, 16, 1, False),
+        (64, 32, 256, 16, 1, False),
     ]
+    if dtype == torch.float32:
+        # fp32 CO_LOOP tiles past 64 channels spill on sm_90 in NCHW (255 registers, 348-1616
+        # B at 64/128/64 and 32/128/64): float32 keeps those channels on the C loop, whose
+        # 16-warp tiles hold Cout 256-512 in 105 registers.
+        shapes = [sh for sh in shapes if not (sh[5] and sh[1] > 64)]
+    else:
+        # 16 warps spread a 32x32 tile to 2 elements per thread: 32-bit loads in bf16/fp16
+        shapes = [sh for sh in shapes if sh[3] < 16]
     return [
         triton.Config(
             {"BLOCK_P": p, "BLOCK_C": c, "BLOCK_CO": co, "CO_LOOP": loop, "CO_STAGES": st},
