@@ -241,8 +241,8 @@ def dwsep_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
         (64, 32, 64, 4, 2, True),
         (64, 64, 64, 4, 2, True),
         (128, 64, 64, 8, 2, True),
-        (64, 128, 64, 4, 2, True),
-        (32, 128, 64, 4, 2, True),
+        (32, 128, 64, 8, 2, True, 128),
+        (64, 128, 64, 8, 2, True, 128),
         (128, 128, 64, 8, 2, True),
         (32, 256, 64, 4, 2, True),
         (64, 256, 64, 8, 2, True),
@@ -250,6 +250,7 @@ def dwsep_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
         (64, 32, 128, 8, 1, False),
         (64, 32, 256, 8, 1, False),
         (32, 32, 512, 8, 1, False),
+        (32, 64, 512, 16, 1, False),
         (32, 32, 512, 16, 1, False),
         (64, 32, 256, 16, 1, False),
     ]
@@ -260,14 +261,15 @@ def dwsep_configs(dtype: torch.dtype | None = None) -> list[triton.Config]:
         shapes = [sh for sh in shapes if not (sh[5] and sh[1] > 64)]
     else:
         # 16 warps spread a 32x32 tile to 2 elements per thread: 32-bit loads in bf16/fp16
-        shapes = [sh for sh in shapes if sh[3] < 16]
+        shapes = [sh for sh in shapes if sh[0] * sh[1] >= 4 * 32 * sh[3]]
     return [
         triton.Config(
             {"BLOCK_P": p, "BLOCK_C": c, "BLOCK_CO": co, "CO_LOOP": loop, "CO_STAGES": st},
             num_warps=w,
             num_stages=1,
+            maxnreg=cap[0] if cap else None,
         )
-        for p, c, co, w, st, loop in shapes
+        for p, c, co, w, st, loop, *cap in shapes
     ]
 
 
