@@ -71,7 +71,8 @@ def _report(sub: argparse._SubParsersAction) -> None:
         "--suite",
         action="append",
         default=None,
-        help="documents, mobilenet, lenet, rbf, models (repeatable; default all)",
+        help="documents, mobilenet, lenet, rbf, models (repeatable; default all of these), "
+        "kernelbench (KernelBench level 1 #82-#87, only when named)",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="size", action="store_const", const="quick")
@@ -146,7 +147,8 @@ def _inspect(sub: argparse._SubParsersAction) -> None:
         action="extend",
         default=None,
         metavar="S",
-        help="suites whose GPU workloads are compiled (default documents mobilenet rbf)",
+        help="suites whose GPU workloads are compiled (default documents mobilenet rbf; "
+        "also lenet, models, kernelbench)",
     )
     p.add_argument(
         "--arch",
@@ -180,6 +182,12 @@ def _inspect(sub: argparse._SubParsersAction) -> None:
         help="also write every cubin there (names in the cubin column)",
     )
     p.add_argument("--workers", type=int, default=None, help="compile processes (default: cores)")
+    p.add_argument(
+        "--traffic",
+        action="store_true",
+        help="also count what each launch moves under the Triton interpreter (sampled "
+        "programs): requested/ideal bytes, depthwise recompute, DRAM estimate, lower bounds",
+    )
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:

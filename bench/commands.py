@@ -237,6 +237,7 @@ def inspect(args: argparse.Namespace) -> int:
         size=args.size,
         workers=args.workers,
         dump_cubin=Path(args.dump_cubin) if args.dump_cubin else None,
+        traffic=args.traffic,
     )
     write_csv_atomic(df, out / "compiled.csv")
     paths = [out / "compiled.csv", plot_compiled(df, out / "compiled.png")]

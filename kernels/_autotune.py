@@ -4,6 +4,7 @@ compiles without spills and within the device's shared memory (kernels._compiled
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,11 +31,20 @@ class Tunable:
     configs: Callable[[Any], list[triton.Config]]
     sizes: Sizes
     key: tuple[str, ...]
+    # kernel-specific pruning after the size fit (configs, named args) -> configs: dw-sep keeps
+    # the configs that compute each depthwise output once
+    keep: Callable[[list, dict], list] | None = None
+
+    def fit(self, configs: list[triton.Config], named_args: dict) -> list[triton.Config]:
+        """The pruning that needs no device: size fit, then ``keep``."""
+        kept = fit_to_problem(configs, self.sizes(named_args))
+        return self.keep(kept, named_args) if self.keep else kept
 
     def prune(self, configs: list[triton.Config], named_args: dict, **kwargs: Any) -> list:
-        """The autotuner's early_config_prune: tiles no wider than the problem; on a GPU, also
-        no config that spills or asks for more shared memory than a block may have."""
-        kept = fit_to_problem(configs, self.sizes(named_args))
+        """The autotuner's early_config_prune: tiles no wider than the problem (and ``keep``);
+        on a GPU, also no config that spills or asks for more shared memory than a block may
+        have."""
+        kept = self.fit(configs, named_args)
         if _runtime.INTERPRET or len(kept) == 1:
             return kept
         return drop_hopeless(self.kernel, kept, named_args, kwargs)
@@ -78,6 +88,23 @@ def launch_kwargs(cfg: triton.Config, kwargs: dict) -> dict:
     return {**kwargs, **cfg.all_kwargs()}
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(reason: str) -> None:
+    """One warning per process that the GPU pruning could not judge the configs (each later
+    failure is silent: the autotuner then tries every size-fit config and reports its own)."""
+    if _WARNED:
+        return
+    _WARNED.add(reason)
+    warnings.warn(
+        "kernels._autotune.drop_hopeless could not read the compiled figures, so configs that "
+        f"spill or overflow shared memory are not dropped ({reason[:300]})",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
 def drop_hopeless(kernel: Any, configs: list, named_args: dict, kwargs: dict) -> list:
     """Configs that compile for this GPU without spilling and within its shared memory per block,
     judged from the compiled cubin (cached on disk, so a rerun costs nothing). When every config
@@ -96,7 +123,8 @@ def drop_hopeless(kernel: Any, configs: list, named_args: dict, kwargs: dict) ->
     for cfg in configs:
         try:
             figures, _ = _compiled.analyze(kernel, args, launch_kwargs(cfg, kwargs), arch)
-        except Exception:  # a compile failure is the autotuner's to report, with its message
+        except Exception as err:  # a compile failure is the autotuner's to report
+            _warn_once(f"{type(err).__name__}: {err}")
             return configs
         scored.append((figures.spill_bytes, figures.shared_bytes > limit, cfg))
     good = [cfg for spill, too_big, cfg in scored if spill == 0 and not too_big]

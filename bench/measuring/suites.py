@@ -3,9 +3,10 @@
 Suites: ``documents`` (every separable shape the documents name), ``mobilenet`` (MobileNetV1
 Table 1 and MobileNetV2 dw->pw layer shapes at 224x224), ``lenet`` (LeNet-5's convolutions as
 separable blocks and its 84 -> 10 RBF layer), ``rbf`` (distance and loss over a size sweep),
-``models`` (whole networks). Sizes: ``quick`` (the default report), ``full`` and ``smoke`` (a tiny
-hidden size for tests). Providers are chosen by the operators (bench.measuring.operators);
-here only shapes live.
+``models`` (whole networks), ``kernelbench`` (KernelBench level 1's depthwise, pointwise and
+depthwise-separable problems #82-#87 at their own shapes). Sizes: ``quick`` (the default
+report), ``full`` and ``smoke`` (a tiny hidden size for tests). Providers are chosen by the
+operators (bench.measuring.operators); here only shapes live.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 from bench.formulas import conv_out_size
 from bench.provenance import DEVICES
 
-SUITES = ("documents", "mobilenet", "lenet", "rbf", "models")
+SUITES = ("documents", "mobilenet", "lenet", "rbf", "models")  # a report's default
+# Also accepted by name: kernelbench (its GPU shapes are big; a CPU report runs it only when asked).
+ALL_SUITES = (*SUITES, "kernelbench")
 SIZES = ("quick", "full", "smoke")
 
 
@@ -204,6 +207,57 @@ MODEL_NAMES = (
 )
 
 
+# KernelBench level 1 (github.com/ScalingIntelligence/KernelBench, KernelBench/level1/8x_*.py,
+# read from a mirror at commit 0f87aa0d): the problems about depthwise, pointwise and separable
+# convolutions, at their get_inputs() shapes (float32 there, no bias, no activation). Our block
+# is depthwise KxK (square K in 3/5/7) -> pointwise 1x1 with optional BN/act, so:
+# - #86 (depthwise-separable) is our block exactly, activations off;
+# - #82 and #84 (pure depthwise, square 3x3) run as our block with an identity pointwise
+#   (Cout = C, pw weight = I): the floor (x read, y written, same sizes) is the problem's own,
+#   the identity dot adds C x C MACs per pixel on the tensor cores;
+# - #87 (pure pointwise 64 -> 128 at 1024x1024) and #83 / #85 (asymmetric 3x1 and 3x7 depthwise
+#   kernels) are not applicable: the block has no 1x1 depthwise and no rectangular kernel.
+#   They are listed in KERNELBENCH_NOT_APPLICABLE, with the reason, and not run.
+KERNELBENCH = (
+    (
+        86,
+        16,
+        DwsepShape(64, 128, 3, 1, 512, 512, padding=1, activation=None, pw_activation=None,
+                   source="KernelBench L1 #86 conv_depthwise_separable_2D"),
+    ),
+    (
+        82,
+        16,
+        DwsepShape(64, 64, 3, 1, 512, 512, padding=0, activation=None, pw_activation=None,
+                   source="KernelBench L1 #82 conv_depthwise_2D_square_input_square_kernel, "
+                   "as our block with an identity pointwise"),
+    ),
+    (
+        84,
+        64,
+        DwsepShape(128, 128, 3, 1, 256, 512, padding=0, activation=None, pw_activation=None,
+                   source="KernelBench L1 #84 conv_depthwise_2D_asymmetric_input_square_kernel, "
+                   "as our block with an identity pointwise"),
+    ),
+)  # fmt: skip
+KERNELBENCH_NOT_APPLICABLE = {
+    83: "depthwise 3x1 kernel (N64 C8 512x512): the block's depthwise kernels are square",
+    85: "depthwise 3x7 kernel (N32 C128 128x256): the block's depthwise kernels are square",
+    87: "pointwise 1x1 only (N16 64->128 1024x1024): the block has no 1x1 depthwise stage",
+}
+
+
+def _kernelbench(size: str, device: str) -> list[Workload]:
+    if size == "smoke":
+        s = DwsepShape(8, 16, 3, 1, 12, 12, padding=1, activation=None, pw_activation=None)
+        return [Workload("kernelbench", s, 1, tags=("kernelbench:86",))]
+    # The problems' own batches on a GPU; on a CPU batch 1 (16 x 64 x 512 x 512 float32 is 1 GB).
+    return [
+        Workload("kernelbench", s, 1 if device == "cpu" else batch, tags=(f"kernelbench:{n}",))
+        for n, batch, s in KERNELBENCH
+    ]
+
+
 def _batches(device: str, cpu: tuple[int, ...], gpu: tuple[int, ...]) -> tuple[int, ...]:
     return cpu if device == "cpu" else gpu
 
@@ -299,13 +353,14 @@ _BUILDERS = {
     "lenet": _lenet,
     "rbf": _rbf,
     "models": _models,
+    "kernelbench": _kernelbench,
 }
 
 
 def build_suite(name: str, size: str = "quick", device: str = "cpu") -> list[Workload]:
     """The workloads of one suite at ``size`` ("quick", "full" or "smoke") for ``device``."""
     if name not in _BUILDERS:
-        raise ValueError(f"unknown suite {name!r}; suites are {', '.join(SUITES)}")
+        raise ValueError(f"unknown suite {name!r}; suites are {', '.join(ALL_SUITES)}")
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; sizes are {', '.join(SIZES)}")
     if device not in DEVICES:

@@ -49,6 +49,55 @@ def compiled_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+FLOOR_GOAL = 0.8  # issue 17: the best kept config's lower bound within 80% of the floor
+
+
+def floor_table(df: pd.DataFrame, gpu: str = "h200") -> pd.DataFrame:
+    """Per (kernel, arch, workload, batch, dtype, layout), the floor fraction ideal_us / bound_us
+    on ``gpu`` of the best config the GPU pruning keeps (`sepbench inspect --traffic` rows),
+    with its config, what bounds it, requested / ideal bytes and the depthwise recompute."""
+    if "bound_us_" + gpu not in df or df["bound_us_" + gpu].isna().all():
+        return pd.DataFrame()
+    ok = df[(df["status"] == "ok") & df["fits"].astype(bool) & df["bound_us_" + gpu].notna()]
+    ok = ok.assign(floor=ok["ideal_us_" + gpu] / ok["bound_us_" + gpu])
+    keys = ["kernel", "arch", "workload", "batch", "dtype", "layout"]
+    best = ok.loc[ok.groupby(keys)["floor"].idxmax()]
+    return pd.DataFrame(
+        {
+            **{k: best[k] for k in keys},
+            "best config": best["config"],
+            f"floor fraction ({gpu})": best["floor"].map(lambda v: f"{v:.0%}"),
+            f"bound_us_{gpu}": best["bound_us_" + gpu].map(lambda v: f"{v:.3g}"),
+            f"ideal_us_{gpu}": best["ideal_us_" + gpu].map(lambda v: f"{v:.3g}"),
+            "bound_by": best["bound_by"],
+            "requested / ideal bytes": (best["requested_bytes"] / best["ideal_bytes"]).map(
+                lambda v: f"{v:.2f}"
+            ),
+            "dw_recompute": best["dw_recompute"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
+        }
+    )
+
+
+def floor_section(df: pd.DataFrame) -> list[str]:
+    """Markdown lines: the floor table, when the rows carry traffic columns."""
+    table = floor_table(df)
+    if not len(table):
+        return []
+    under = int((table["floor fraction (h200)"].str.rstrip("%").astype(float) < 80).sum())
+    return [
+        "## Traffic and the memory floor (`--traffic`)",
+        "",
+        "Bytes counted under the Triton interpreter (sampled programs scaled to the grid; "
+        "bench/measuring/inspect_traffic.py states the L2 model and the peaks' sources). Floor "
+        "fraction = ideal_us / bound_us: 100% is a launch whose lower bound is one read of each "
+        f"input and one write of each output at copy bandwidth. {under} of {len(table)} "
+        f"(workload, dtype, layout, arch) rows are under the {FLOOR_GOAL:.0%} goal.",
+        "",
+        table.to_markdown(index=False),
+        "",
+    ]
+
+
 SUITES_SCOPE = "per workload of the suites' GPU sizes"
 REPORT_SCOPE = (
     "for one workload of this report per kernel, as its fused provider runs it (float32, "
@@ -80,5 +129,6 @@ def compiled_section(df: pd.DataFrame, scope: str = SUITES_SCOPE) -> list[str]:
 
 def write_compiled_summary(df: pd.DataFrame, path: Path) -> Path:
     title = "# What the GPU would execute (`sepbench inspect`)"
-    path.write_text("\n".join([title, "", *compiled_section(df), "![compiled](compiled.png)", ""]))
+    lines = [title, "", *compiled_section(df), "![compiled](compiled.png)", "", *floor_section(df)]
+    path.write_text("\n".join(lines))
     return path

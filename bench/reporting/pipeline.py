@@ -20,7 +20,7 @@ from bench.errors import UserError
 from bench.files import check_out_dir, move_aside, write_csv_atomic
 from bench.measuring import runner, slowdown
 from bench.measuring.results import RESULTS_CSV
-from bench.measuring.suites import SIZES, SUITES, Workload, build_suites
+from bench.measuring.suites import ALL_SUITES, SIZES, SUITES, Workload, build_suites
 from bench.reporting.summary import write_report
 
 # What sepbench writes into a report folder (bench.files.check_out_dir: a non-empty folder
@@ -42,9 +42,9 @@ class ReportOptions:
     skip_providers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        unknown = [s for s in self.suites if s not in SUITES]
+        unknown = [s for s in self.suites if s not in ALL_SUITES]
         if unknown:
-            raise UserError(f"unknown suite(s) {unknown}; choose from {', '.join(SUITES)}")
+            raise UserError(f"unknown suite(s) {unknown}; choose from {', '.join(ALL_SUITES)}")
         if self.size not in SIZES:
             raise UserError(f"unknown size {self.size!r}; choose from {', '.join(SIZES)}")
         slowdown.factors()  # a malformed SEPBENCH_TEST_SLOWDOWN is refused before measuring
