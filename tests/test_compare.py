@@ -20,6 +20,7 @@ from bench.measuring.pytest_benchmark import EXTRA_FIELDS
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "reports" / "cpu"
 LAT = ["latency_ms_p20", "latency_ms_p50", "latency_ms_p80"]
+SAMPLES = "samples_ms"  # a row's raw samples in ms, space-separated (bench.measuring.samples)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,21 @@ def _run(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def _scaled(df: pd.DataFrame, factor: float, rows: pd.Series | None = None) -> pd.DataFrame:
+    """A copy of ``df`` with ``rows`` (a boolean mask; all rows by default) ``factor`` times as
+    slow: the latency percentiles and, where the file keeps them, the raw samples alike, so the
+    Mann-Whitney U test over the samples sees the same change as the percentiles."""
+    rows = pd.Series(True, index=df.index) if rows is None else rows
+    out = df.copy()
+    out.loc[rows, LAT] *= factor
+    if SAMPLES in out.columns:
+        out[SAMPLES] = [
+            " ".join(f"{float(v) * factor:.6g}" for v in str(cell).split()) if r else cell
+            for cell, r in zip(out[SAMPLES].fillna(""), rows, strict=True)
+        ]
+    return out
+
+
 def test_identical_runs_are_within_noise(results, tmp_path, capsys):
     code, _out, _ = _run(
         ["compare", str(REPORT), str(REPORT / "results.csv"), "--out", str(tmp_path)], capsys
@@ -43,7 +59,12 @@ def test_identical_runs_are_within_noise(results, tmp_path, capsys):
     table = pd.read_csv(tmp_path / "compare.csv")
     timed = results[(results["status"] == "ok") & (results["suite"] != "peaks")]
     assert len(table) == len(timed.dropna(subset=LAT))
-    assert (table["verdict"] == "within noise").all()
+    # every row a test can judge is within noise; only rows with too few raw samples for any
+    # U test (a 1-sample host clock, a 3-sample slow row) are not judged
+    few = table["test"].str.startswith("too few samples")
+    assert (table.loc[~few, "verdict"] == "within noise").all() and (~few).any()
+    assert (table.loc[few, "verdict"] == "not judged").all()
+    assert (table.loc[table["test"] == "Mann-Whitney U", "p_value"] > 0.99).all()  # same samples
     assert (table["ratio"] == 1.0).all()
     md = (tmp_path / "compare.md").read_text()
     assert "AMD EPYC" in md and "Providers over their rows" in md and "Device comparison" not in md
@@ -53,11 +74,10 @@ def test_identical_runs_are_within_noise(results, tmp_path, capsys):
 
 @pytest.mark.parametrize("factor", [1.5, 3.0])
 def test_one_provider_slower_exits_1_naming_it(results, tmp_path, capsys, factor):
-    slow = results.copy()
     provider = "eager_nchw"
-    rows = slow["provider"] == provider
+    rows = results["provider"] == provider
     assert rows.any()
-    slow.loc[rows, LAT] *= factor
+    slow = _scaled(results, factor, rows)
     slow.to_csv(tmp_path / "slow.csv", index=False)
     code, _, err = _run(
         ["compare", str(REPORT), str(tmp_path / "slow.csv"), "--out", str(tmp_path / "out")], capsys
@@ -86,8 +106,7 @@ def test_one_provider_slower_exits_1_naming_it(results, tmp_path, capsys, factor
 
 
 def test_faster_and_only_in_rows(results, tmp_path, capsys):
-    new = results.copy()
-    new.loc[new["provider"] == "standard_conv", LAT] /= 2
+    new = _scaled(results, 0.5, results["provider"] == "standard_conv")
     new = new[new["provider"] != "depthwise_only"]
     extra = new.iloc[[5]].copy()
     extra["workload"] = "brand_new_workload"
@@ -131,17 +150,21 @@ def _benchmark_json(rows: pd.DataFrame, path: Path, scale: float = 1.0) -> Path:
 
 
 def test_pytest_benchmark_json_against_results_csv(results, tmp_path, capsys):
+    # a BASE without raw samples (a results.csv written before the column existed), whatever
+    # the reference run keeps: its rows are judged by the p20-p80 overlap
+    base = tmp_path / "base.csv"
+    results.drop(columns=[SAMPLES], errors="ignore").to_csv(base, index=False)
     ok = results[(results["status"] == "ok") & (results["suite"] == "documents")]
     ok = ok.dropna(subset=LAT).head(12)
     path = _benchmark_json(ok, tmp_path / "bench.json", scale=2.0)
     # the JSON has no peaks rows: the host's state is unknown, and every row 2x slower reads as
     # the host's drift (the relative metric) unless plain latency is asked for
     out = tmp_path / "out"
-    code, _out, err = _run(["compare", str(REPORT), str(path), "--out", str(out)], capsys)
+    code, _out, err = _run(["compare", str(base), str(path), "--out", str(out)], capsys)
     table = pd.read_csv(out / "compare.csv")
     assert code == 0 and set(table["metric"].dropna()) == {"relative"}
     code, _out, err = _run(
-        ["compare", str(REPORT), str(path), "--latency", "--out", str(out)], capsys
+        ["compare", str(base), str(path), "--latency", "--out", str(out)], capsys
     )
     table = pd.read_csv(out / "compare.csv")
     matched = table.dropna(subset=["ratio"])
@@ -153,9 +176,8 @@ def test_pytest_benchmark_json_against_results_csv(results, tmp_path, capsys):
 
 
 def test_device_comparison_fails_only_when_asked(results, tmp_path, capsys):
-    gpu = results.copy()
+    gpu = _scaled(results, 2.0)
     gpu["device"] = "NVIDIA H200"
-    gpu[LAT] = gpu[LAT] * 2
     gpu.to_csv(tmp_path / "gpu.csv", index=False)
     code, out, _ = _run(
         ["compare", str(REPORT), str(tmp_path / "gpu.csv"), "--out", str(tmp_path / "a")], capsys
@@ -282,13 +304,8 @@ def test_uniform_drift_is_absorbed_unless_latency_is_asked(tmp_path, capsys):
     """Every row 1.8x slower and the peaks down: the host, not the code; --latency judges
     latency as measured and fails."""
     busy = pd.read_csv(FIXTURES / "busy" / "results.csv")
-    slow = busy.copy()
-    work = slow["suite"] != "peaks"
-    slow.loc[work, LAT] *= 1.8
-    slow["samples_ms"] = [
-        " ".join(f"{float(v) * 1.8:.6g}" for v in str(cell).split()) if w else cell
-        for cell, w in zip(busy["samples_ms"].fillna(""), work, strict=True)
-    ]
+    work = busy["suite"] != "peaks"
+    slow = _scaled(busy, 1.8, work)
     slow.loc[~work, ["gbps", "tflops"]] /= 1.8
     slow.to_csv(tmp_path / "loaded.csv", index=False)
     argv = ["compare", str(FIXTURES / "busy"), str(tmp_path / "loaded.csv")]
@@ -311,8 +328,8 @@ def test_compare_png_ticks_never_crowd():
 
 
 def test_compare_png_labels_do_not_overlap(results, tmp_path):
-    """The 131-row comparison of the reference run against itself: no two x tick labels and no
-    two row labels of the saved figure overlap."""
+    """The comparison of the reference run against itself (every timed row): no two x tick
+    labels and no two row labels of the saved figure overlap."""
     import matplotlib.pyplot as plt
 
     from bench.reporting import compare, compare_plot
